@@ -1,0 +1,89 @@
+"""The lab plan: names, addresses and MACs stay inside the address plan, and are unique."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from vnf.config import CpConfig, DpConfig, EmulatorConfig, dumps, loads
+from vnf.lab.plan import NodeKind, plan_lab
+from vnf.lab.subscribers import lab_subscribers
+from vnf.lab.topology import default_topology, parse_topology
+
+FABRIC = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+def _plan(index: int = 7):  # type: ignore[no-untyped-def]
+    return plan_lab(default_topology(), index, "/tmp/vnf-test", "00" * 16)
+
+
+def test_every_address_is_in_the_address_plan() -> None:
+    plan = _plan()
+    for link in plan.links:
+        for address in (link.a_address, link.b_address):
+            if address:
+                assert ipaddress.IPv4Interface(address).ip in FABRIC, address
+    for route in plan.routes:
+        assert ipaddress.IPv4Network(route.dst).subnet_of(ipaddress.IPv4Network("100.64.0.0/10"))
+        assert ipaddress.IPv4Address(route.gateway) in FABRIC
+
+
+def test_names_and_macs_are_unique_and_short() -> None:
+    plan = _plan()
+    assert len(set(plan.namespaces)) == len(plan.namespaces)
+    macs = [m for link in plan.links for m in (link.a_mac, link.b_mac)]
+    macs += [g.virtual_mac for g in plan.groups]
+    assert len(set(macs)) == len(macs)
+    for link in plan.links:
+        assert len(link.a_ifname) <= 15 and len(link.b_ifname) <= 15
+        for mac in (link.a_mac, link.b_mac):
+            first = int(mac[:2], 16)
+            assert first & 0x02 and not first & 0x01  # locally administered unicast
+
+
+def test_labs_with_different_indexes_do_not_collide_in_the_root_namespace() -> None:
+    a, b = _plan(1), _plan(2)
+    assert a.root_mgmt_ifname != b.root_mgmt_ifname
+    assert not ipaddress.IPv4Network(a.mgmt_subnet).overlaps(ipaddress.IPv4Network(b.mgmt_subnet))
+
+
+def test_default_lab_nodes_roles_and_group_placement() -> None:
+    plan = _plan()
+    dps = plan.nodes_of(NodeKind.DP)
+    assert [d.role for d in dps] == ["active", "active", "standby"]
+    assert len(plan.nodes_of(NodeKind.CP)) == 1
+    served = {g.dp for g in plan.groups}
+    assert served == {"dp-site1-1", "dp-site1-2"}  # the standby serves nothing
+    pools = [ipaddress.IPv4Network(g.pool) for g in plan.groups]
+    assert all(p.subnet_of(ipaddress.IPv4Network("100.64.0.0/16")) for p in pools)
+    assert sum(p.num_addresses for p in pools) == 65536
+
+
+def test_node_configs_round_trip_through_json() -> None:
+    plan = _plan()
+    for node in plan.nodes:
+        config = node.config
+        if config is None:
+            continue
+        assert loads(type(config), dumps(config)) == config
+    cp = plan.node("cp-a").config
+    assert isinstance(cp, CpConfig)
+    dp = plan.node("dp-site1-1").config
+    assert isinstance(dp, DpConfig) and dp.cp_addresses == (cp.endpoint.grpc,)
+    assert isinstance(plan.node("emu-site1").config, EmulatorConfig)
+
+
+def test_lab_subscribers_split_chap_and_pap_and_are_unique() -> None:
+    subs = lab_subscribers(200, 0.5, "user{n:05d}@{site}", "pw-{n}", "site1", 3, 1)
+    assert sum(s.auth == "chap" for s in subs) == 100
+    assert len({s.mac for s in subs}) == len({s.username for s in subs}) == 200
+    assert subs[0].username == "user00001@site1"
+
+
+def test_many_sites_plan() -> None:
+    sites = [
+        {"name": f"s{i}", "pool": f"100.{64 + i}.0.0/16", "subscribers": {"pppoe": 1}}
+        for i in range(10)
+    ]
+    plan = plan_lab(parse_topology({"sites": sites}), 0, "/tmp/x", "00")
+    assert len(plan.nodes_of(NodeKind.DP)) == 30
+    assert len({b.name for b in plan.bridges}) == len(plan.bridges)

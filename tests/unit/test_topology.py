@@ -1,0 +1,86 @@
+"""Topology files: defaults, and every error names its field."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from vnf.errors import ConfigError
+from vnf.lab.topology import default_topology, parse_topology
+
+
+def test_default_lab_is_the_one_the_issue_describes() -> None:
+    t = default_topology()
+    assert t.name == "default"
+    assert t.control_plane.nodes == 1
+    (site,) = t.sites
+    assert (site.data_plane.active, site.data_plane.standby) == (2, 1)
+    assert site.subscribers.pppoe == 200
+    assert site.subscribers.chap_share == 0.5
+    assert site.pool == ipaddress.IPv4Network("100.64.0.0/16")
+    assert t.core.servers == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "words"),
+    [
+        ({"name": "Bad Name"}, "name", "does not match"),
+        ({"sites": [{"pool": "10.0.0.0/16"}]}, "sites[0].pool", "100.64.0.0/10"),
+        ({"sites": [{"pool": "not-a-prefix"}]}, "sites[0].pool", "not an IPv4 prefix"),
+        ({"sites": [{"groups": 3}]}, "sites[0].groups", "power of two"),
+        ({"sites": [{"data_plane": {"active": 0}}]}, "sites[0].data_plane.active", "between 1"),
+        ({"sites": [{"subscribers": {"pppoe": "many"}}]}, "sites[0].subscribers.pppoe", "integer"),
+        (
+            {"sites": [{"subscribers": {"pppoe": 70000}, "pool": "100.64.0.0/20"}]},
+            "sites[0].subscribers.pppoe",
+            "do not fit",
+        ),
+        ({"sites": [{"subscriber": {}}]}, "sites[0].subscriber", "unknown field"),
+        ({"control_plane": {"dns": ["8.8.8.8"]}}, "control_plane.dns[0]", "198.18.0.0/15"),
+        ({"control_plane": {"auth_methods": ["eap"]}}, "control_plane.auth_methods[0]", "chap"),
+        ({"control_plane": {"lcp": {"mru": 9000}}}, "control_plane.lcp.mru", "between"),
+        (
+            {"sites": [{"name": "a"}, {"name": "a", "pool": "100.65.0.0/16"}]},
+            "sites[1].name",
+            "duplicate",
+        ),
+        ({"sites": [{"name": "a"}, {"name": "b"}]}, "sites[1].pool", "overlaps"),
+        (
+            {"sites": [{"subscribers": {"rate_profile": "gold"}}]},
+            "sites[0].subscribers.rate_profile",
+            "unknown rate profile",
+        ),
+        (
+            {"sites": [{"subscribers": {"username": "same"}}]},
+            "sites[0].subscribers.username",
+            "{n}",
+        ),
+        ({"sites": []}, "sites", "non-empty"),
+        ([1, 2], "topology", "mapping"),
+    ],
+)
+def test_errors_name_the_field(data: object, field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_topology(data)
+    assert info.value.field == field
+    assert words in info.value.message
+
+
+def test_a_valid_two_site_file() -> None:
+    t = parse_topology(
+        {
+            "name": "two",
+            "rate_profiles": {"gold": {"up_kbps": 100000, "down_kbps": 500000}},
+            "sites": [
+                {"name": "east", "pool": "100.64.0.0/16", "groups": 2},
+                {
+                    "name": "west",
+                    "pool": "100.65.0.0/16",
+                    "subscribers": {"pppoe": 10, "rate_profile": "gold", "chap_share": 0},
+                },
+            ],
+        }
+    )
+    assert [s.name for s in t.sites] == ["east", "west"]
+    assert t.rate_profile("gold").down_kbps == 500000
