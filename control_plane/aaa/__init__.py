@@ -1,0 +1,1 @@
+"""Authentication and authorization of subscribers (the local store is the embedded default)."""

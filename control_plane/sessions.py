@@ -1,0 +1,126 @@
+"""The control plane's session table: one :class:`Session` per PPPoE session it negotiates.
+
+Sessions are slot objects (the CP holds 100,000 of them) indexed by their never-reused
+``key`` and by the data-plane match (group, PPPoE session id).
+
+Life of a session::
+
+    NEGOTIATING ──NetworkUp──▶ INSTALLING ──rule acked──▶ ACTIVE (accounting start)
+         │                          │                         │
+         └──────── LinkDown / PADT / admin close ─────────────┴──▶ REMOVING ──ack──▶ CLOSED
+                                                                  (accounting stop)
+    TERMINATING: an administrative close is in progress (LCP Terminate-Request sent).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from vnf.engines.ppp_session import PppSession
+from vnf.model.session import TerminateCause
+
+
+class SessionState(enum.Enum):
+    NEGOTIATING = "negotiating"
+    INSTALLING = "installing"
+    ACTIVE = "active"
+    TERMINATING = "terminating"
+    REMOVING = "removing"
+    CLOSED = "closed"
+
+
+class Session:
+    __slots__ = (
+        "acct_id",
+        "auth",
+        "cause",
+        "client_mac",
+        "created",
+        "group",
+        "host_uniq",
+        "interim_at",
+        "ipv4",
+        "key",
+        "padi_mono",
+        "ppp",
+        "remove_deadline",
+        "reserved",
+        "rule_sent",
+        "sid",
+        "started",
+        "state",
+        "timer_at",
+        "up_mono",
+        "usage",
+        "username",
+    )
+
+    def __init__(
+        self,
+        key: int,
+        group: int,
+        sid: int,
+        client_mac: bytes,
+        host_uniq: bytes | None,
+        ppp: PppSession,
+        now: float,
+        padi_mono: float,
+    ) -> None:
+        self.key = key
+        self.group = group
+        self.sid = sid
+        self.client_mac = client_mac
+        self.host_uniq = host_uniq
+        self.ppp = ppp
+        self.state = SessionState.NEGOTIATING
+        self.created = now
+        self.padi_mono = padi_mono
+        self.username = ""
+        self.auth = ""
+        self.ipv4 = 0
+        self.acct_id = ""
+        self.up_mono = 0.0
+        self.interim_at = 0.0
+        self.remove_deadline = 0.0
+        self.timer_at: float | None = None
+        self.usage: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.cause: TerminateCause | None = None
+        self.reserved = True  # holds one unit of its group's address capacity
+        self.rule_sent = False
+        self.started = False  # accounting start written
+
+
+class SessionTable:
+    def __init__(self) -> None:
+        self.by_key: dict[int, Session] = {}
+        self.by_endpoint: dict[tuple[int, int], Session] = {}
+        self.counts: dict[SessionState, int] = dict.fromkeys(SessionState, 0)
+        self._next_key = 1
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+    def next_key(self) -> int:
+        key = self._next_key
+        self._next_key += 1
+        return key
+
+    def add(self, session: Session) -> None:
+        self.by_key[session.key] = session
+        self.by_endpoint[(session.group, session.sid)] = session
+        self.counts[session.state] += 1
+
+    def set_state(self, session: Session, state: SessionState) -> None:
+        self.counts[session.state] -= 1
+        session.state = state
+        self.counts[state] += 1
+
+    def remove(self, session: Session) -> None:
+        self.by_key.pop(session.key, None)
+        if self.by_endpoint.get((session.group, session.sid)) is session:
+            del self.by_endpoint[(session.group, session.sid)]
+        self.set_state(session, SessionState.CLOSED)
+        self.counts[SessionState.CLOSED] = 0
+
+    def get(self, group: int, sid: int) -> Session | None:
+        return self.by_endpoint.get((group, sid))
