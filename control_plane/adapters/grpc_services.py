@@ -31,12 +31,14 @@ class SessionControlServicer(session_control_pb2_grpc.SessionControlServicer):
     def __init__(self, runtime: CpRuntime) -> None:
         self.runtime = runtime
 
-    def Connect(  # noqa: N802 (gRPC method name)
+    async def Connect(  # noqa: N802 (gRPC method name)
         self,
         request_iterator: AsyncIterator[session_control_pb2.DpMessage],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[session_control_pb2.CpMessage]:
-        return self.runtime.dp_stream(request_iterator, context)
+        # grpc.aio recognises a streaming handler by its being an async generator function.
+        async for message in self.runtime.dp_stream(request_iterator, context):
+            yield message
 
 
 class ManagementServicer(management_pb2_grpc.ManagementServicer):

@@ -9,7 +9,7 @@ from prometheus_client.core import Metric
 
 from control_plane.service import ControlPlane
 from control_plane.sessions import SessionState
-from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge
+from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge, gauges
 
 LABELS = {
     "punts_rx": "dp",
@@ -70,28 +70,31 @@ class CpMetrics:
         yield gauge(
             "vnf_cp_role_active", "1 when this control plane is active", self.role == "active", const
         )
-        for state in SessionState:
-            if state is SessionState.CLOSED:
-                continue
-            yield gauge(
-                "vnf_cp_sessions",
-                "Sessions by state",
-                core.sessions.counts[state],
-                {**const, "state": state.value},
-            )
-        for dp in core.placement.dps.values():
-            yield gauge(
-                "vnf_cp_dp_connected",
-                "1 when the data-plane worker's session-control stream is up",
-                dp.connected,
-                {**const, "dp": dp.name},
-            )
-        for g in core.placement.by_id.values():
-            labels = {**const, "group": str(g.group_id), "dp": g.dp}
-            yield gauge("vnf_cp_group_sessions", "Sessions per subscriber group", g.sessions, labels)
-            yield gauge(
-                "vnf_cp_pool_free_addresses", "Free addresses in the group's pool", g.pool.free, labels
-            )
+        yield gauges(
+            "vnf_cp_sessions",
+            "Sessions by state",
+            (
+                ({**const, "state": state.value}, core.sessions.counts[state])
+                for state in SessionState
+                if state is not SessionState.CLOSED
+            ),
+        )
+        yield gauges(
+            "vnf_cp_dp_connected",
+            "1 when the data-plane worker's session-control stream is up",
+            (({**const, "dp": dp.name}, dp.connected) for dp in core.placement.dps.values()),
+        )
+        groups = list(core.placement.by_id.values())
+        yield gauges(
+            "vnf_cp_group_sessions",
+            "Sessions per subscriber group",
+            (({**const, "group": str(g.group_id), "dp": g.dp}, g.sessions) for g in groups),
+        )
+        yield gauges(
+            "vnf_cp_pool_free_addresses",
+            "Free addresses in the group's pool",
+            (({**const, "group": str(g.group_id), "dp": g.dp}, g.pool.free) for g in groups),
+        )
         yield from counter_families(
             "vnf_cp",
             {("accounting_records", kind): n for kind, n in self.accounting_written.items()},

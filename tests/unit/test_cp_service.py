@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control_plane.sessions import SessionState
-from tests.cp_harness import CupsHarness
+from vnf.lab.inprocess import InProcessLab
 from vnf.codec.ppp import ControlCode, PppProtocol, decode_control
 from vnf.codec.pppoe import (
     DiscoveryPacket,
@@ -29,12 +29,12 @@ from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.subscriber import AuthType, Subscriber
 
 
-def _records(h: CupsHarness) -> list[AccountingRecord]:
+def _records(h: InProcessLab) -> list[AccountingRecord]:
     return [r for r in h.drain_accounting() if isinstance(r, AccountingRecord)]
 
 
 def test_dial_brings_every_session_up_with_unique_addresses_on_both_active_dps() -> None:
-    h = CupsHarness(subscribers=20)
+    h = InProcessLab(subscribers=20)
     h.dial()
     assert h.up() == 20
     sessions = list(h.cp.sessions.by_key.values())
@@ -58,7 +58,7 @@ def test_dial_brings_every_session_up_with_unique_addresses_on_both_active_dps()
 
 
 def test_a_padi_heard_through_every_active_dp_is_answered_once() -> None:
-    h = CupsHarness(subscribers=5)
+    h = InProcessLab(subscribers=5)
     h.dial()
     assert h.count("discovery_rx", "padi") == 5
     assert h.count("padi_duplicates") == 5  # one extra copy from the second active DP
@@ -66,7 +66,7 @@ def test_a_padi_heard_through_every_active_dp_is_answered_once() -> None:
 
 
 def test_wrong_password_fails_cleanly_and_starts_no_accounting() -> None:
-    h = CupsHarness(subscribers=2)
+    h = InProcessLab(subscribers=2)
     victim = h.lab_subscribers[0]
     h.directory.put(Subscriber(victim.username, "not-the-password", AuthType(victim.auth)))
     h.dial()
@@ -97,7 +97,7 @@ def test_wrong_password_fails_cleanly_and_starts_no_accounting() -> None:
     ],
 )
 def test_auth_failures_are_counted_by_reason(edit, reason: str) -> None:  # type: ignore[no-untyped-def]
-    h = CupsHarness(subscribers=2)  # subscriber 1 uses CHAP, 2 PAP
+    h = InProcessLab(subscribers=2)  # subscriber 1 uses CHAP, 2 PAP
     victim = h.lab_subscribers[0]
     assert victim.auth == "chap"
     edit(h.directory, victim)
@@ -117,7 +117,7 @@ def _one_group(pool: str, max_sessions: int = 65534):  # type: ignore[no-untyped
 
 
 def test_pool_exhausted_is_a_clean_refusal() -> None:
-    h = CupsHarness(subscribers=8, config_edit=_one_group("100.64.0.0/29"))  # 5 usable
+    h = InProcessLab(subscribers=8, config_edit=_one_group("100.64.0.0/29"))  # 5 usable
     h.dial(seconds=10)
     assert h.up() == 5
     assert h.fleet.counts[SubscriberState.FAILED] == 3
@@ -128,7 +128,7 @@ def test_pool_exhausted_is_a_clean_refusal() -> None:
 
 
 def test_session_id_space_exhausted() -> None:
-    h = CupsHarness(subscribers=4, config_edit=_one_group("100.64.0.0/24", max_sessions=2))
+    h = InProcessLab(subscribers=4, config_edit=_one_group("100.64.0.0/24", max_sessions=2))
     h.dial(seconds=10)
     assert h.up() == 2
     refused = h.count("drops", "session_ids_exhausted") + h.count("drops", "no_capacity")
@@ -143,7 +143,7 @@ def test_session_id_space_exhausted() -> None:
     assert len(pads_errors) == h.count("discovery_tx", "pads_error")
 
 
-def _padr(h: CupsHarness, cookie: bytes | None, mac: bytes = b"\x02\x00\x00\x00\x00\x99") -> bytes:
+def _padr(h: InProcessLab, cookie: bytes | None, mac: bytes = b"\x02\x00\x00\x00\x00\x99") -> bytes:
     group = h.cp.placement.by_id[1]
     tags = [Tag(TagType.SERVICE_NAME, b"")]
     if cookie is not None:
@@ -152,7 +152,7 @@ def _padr(h: CupsHarness, cookie: bytes | None, mac: bytes = b"\x02\x00\x00\x00\
 
 
 def test_padr_without_a_valid_cookie_allocates_nothing() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     before = h.cp.placement.by_id[1].session_ids.free
     for cookie in (None, os.urandom(24), b""):
         h.punt(_padr(h, cookie))
@@ -165,7 +165,7 @@ def test_padr_without_a_valid_cookie_allocates_nothing() -> None:
 
 
 def test_expired_cookie_and_cookie_of_another_mac() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     client_mac = b"\x02\x00\x00\x00\x00\x42"
     padi = encode_discovery_frame(
         b"\xff" * 6,
@@ -187,7 +187,7 @@ def test_expired_cookie_and_cookie_of_another_mac() -> None:
 
 
 def test_padt_for_unknown_session_or_from_the_wrong_mac_is_dropped() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     h.dial()
     (s,) = h.cp.sessions.by_key.values()
     group = h.cp.placement.by_id[s.group]
@@ -202,7 +202,7 @@ def test_padt_for_unknown_session_or_from_the_wrong_mac_is_dropped() -> None:
 
 
 def test_session_frames_for_unknown_ids_or_wrong_mac() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     h.dial()
     (s,) = h.cp.sessions.by_key.values()
     group = h.cp.placement.by_id[s.group]
@@ -219,7 +219,7 @@ def test_session_frames_for_unknown_ids_or_wrong_mac() -> None:
 
 
 def test_unknown_ppp_protocol_gets_an_lcp_protocol_reject() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     h.dial()
     (s,) = h.cp.sessions.by_key.values()
     group = h.cp.placement.by_id[s.group]
@@ -240,7 +240,7 @@ def test_unknown_ppp_protocol_gets_an_lcp_protocol_reject() -> None:
 
 
 def test_malformed_pppoe_is_counted_by_reason_and_never_raises() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     good = encode_discovery_frame(
         b"\xff" * 6,
         b"\x02\x00\x00\x00\x00\x01",
@@ -264,11 +264,11 @@ def test_arbitrary_punts_never_raise(tail: bytes, ethertype: bytes) -> None:
     h.cp.punt("dp-site1-1", b"\xff" * 6 + frame[6:], 0.0, h.clock())
 
 
-_SHARED = CupsHarness(subscribers=1)
+_SHARED = InProcessLab(subscribers=1)
 
 
 def test_terminate_sends_lcp_terminate_then_padt_and_writes_one_stop() -> None:
-    h = CupsHarness(subscribers=3)
+    h = InProcessLab(subscribers=3)
     h.dial()
     _records(h)
     target = h.lab_subscribers[0]
@@ -301,7 +301,7 @@ def test_terminate_sends_lcp_terminate_then_padt_and_writes_one_stop() -> None:
 
 
 def test_client_hangup_is_a_user_request_and_frees_everything() -> None:
-    h = CupsHarness(subscribers=2)
+    h = InProcessLab(subscribers=2)
     h.dial()
     _records(h)
     free_before = sum(g.pool.free for g in h.cp.placement.by_id.values())
@@ -315,7 +315,7 @@ def test_client_hangup_is_a_user_request_and_frees_everything() -> None:
 
 
 def test_echo_timeout_ends_a_silent_session_as_lost_carrier() -> None:
-    h = CupsHarness(subscribers=1)
+    h = InProcessLab(subscribers=1)
     h.dial()
     _records(h)
     h.fleet.outbox.clear()
@@ -334,7 +334,7 @@ def test_echo_timeout_ends_a_silent_session_as_lost_carrier() -> None:
 
 
 def test_interim_records_follow_the_interval() -> None:
-    h = CupsHarness(
+    h = InProcessLab(
         subscribers=2, config_edit=lambda c: dataclasses.replace(c, interim_interval_s=10.0)
     )
     h.dial(seconds=1.0)
@@ -346,7 +346,7 @@ def test_interim_records_follow_the_interval() -> None:
 
 
 def test_dp_reconnect_gets_a_full_sync_of_its_sessions() -> None:
-    h = CupsHarness(subscribers=6)
+    h = InProcessLab(subscribers=6)
     h.dial()
     keys = set(h.installed["dp-site1-1"])
     assert keys
@@ -360,7 +360,7 @@ def test_dp_reconnect_gets_a_full_sync_of_its_sessions() -> None:
 
 
 def test_shutdown_stops_every_session_once() -> None:
-    h = CupsHarness(subscribers=4)
+    h = InProcessLab(subscribers=4)
     h.dial()
     _records(h)
     assert h.cp.shutdown(h.clock()) == 4

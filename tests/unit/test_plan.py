@@ -87,3 +87,11 @@ def test_many_sites_plan() -> None:
     plan = plan_lab(parse_topology({"sites": sites}), 0, "/tmp/x", "00")
     assert len(plan.nodes_of(NodeKind.DP)) == 30
     assert len({b.name for b in plan.bridges}) == len(plan.bridges)
+
+
+def test_each_sites_emulator_has_its_own_server_port() -> None:
+    sites = [{"name": f"s{i}", "pool": f"100.{64 + i}.0.0/16", "subscribers": {"pppoe": 1}}
+             for i in range(3)]
+    plan = plan_lab(parse_topology({"sites": sites}), 0, "/tmp/x", "00")
+    ports = [n.config.server_port for n in plan.nodes_of(NodeKind.EMULATOR)]  # type: ignore[union-attr]
+    assert len(set(ports)) == 3

@@ -1,9 +1,10 @@
-"""An in-process CUPS lab for tests: emulated clients ⇄ a stand-in for the access segment and
-the DPs ⇄ the real :class:`ControlPlane`, with a fake clock.
+"""An in-process CUPS lab: emulated clients ⇄ a stand-in for the access segment and the DPs
+⇄ the real :class:`ControlPlane`, on a fake clock, without sockets.
 
-The stand-in behaves as the real DPs do toward the CP: broadcast frames are punted by every
-active DP of the site, unicast ones by the DP serving the destination's group; rule batches
-are acknowledged (final usage for removals), and frames the CP transmits reach the clients.
+Used by the control plane's tests and by the CP memory benchmark. The stand-in behaves as the
+real DPs do toward the CP: broadcast frames are punted by every active DP of the site, unicast
+ones by the DP serving the destination's group; rule batches are acknowledged (final usage for
+removals), and frames the CP transmits reach the clients.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from vnf.model.subscriber import AuthType, Subscriber
 BROADCAST = b"\xff" * 6
 
 
-class CupsHarness:
+class InProcessLab:
     def __init__(
         self,
         subscribers: int = 10,
@@ -36,7 +37,7 @@ class CupsHarness:
     ) -> None:
         data = topology or {"sites": [{"subscribers": {"pppoe": subscribers}}]}
         topo = parse_topology(data)
-        plan = plan_lab(topo, 0, "/tmp/vnf-harness", "ab" * 16)
+        plan = plan_lab(topo, 0, "/nonexistent", "ab" * 16)
         config = plan.node("cp-a").config
         assert isinstance(config, CpConfig)
         if config_edit is not None:

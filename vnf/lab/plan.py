@@ -498,7 +498,7 @@ class _Planner:
                 password=subs.password,
                 server_netns=netns_name(self.lab, "srv1"),
                 server_ip="198.18.2.2",
-                server_port=SERVER_PORT,
+                server_port=SERVER_PORT + site_index - 1,  # one UDP port per site on the server
                 dial_rate=site.dial.rate,
                 max_outstanding=site.dial.max_outstanding,
                 mru=self.t.control_plane.lcp.mru,

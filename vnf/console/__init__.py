@@ -1,0 +1,1 @@
+"""Presentation for the ``vnf`` CLI: tables, JSON and CSV, human units (pure)."""
