@@ -1,0 +1,96 @@
+"""The DP worker's own gRPC service (status, counters) and its Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import grpc
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+
+from data_plane.adapters.runtime import DpRuntime
+from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge
+from vnf.api import common_pb2, dataplane_admin_pb2, dataplane_admin_pb2_grpc, management_pb2
+
+
+def counters(runtime: DpRuntime) -> dict[tuple[str, str], int]:
+    """Every DP counter as (name, label value); drops carry their reason as the label."""
+    out: dict[tuple[str, str], int] = {}
+    for name, value in runtime.worker.counters().items():
+        if name.startswith("drop_up_"):
+            out["dropped", f"up_{name[8:]}"] = value
+        elif name.startswith("drop_down_"):
+            out["dropped", f"down_{name[10:]}"] = value
+        else:
+            out[name, ""] = value
+    for name, value in runtime.counters.items():
+        out[name, ""] = value
+    return out
+
+
+LABELS = {"dropped": "reason"}
+HELP = {
+    "rx_access": "Frames received on the access port",
+    "rx_core": "Frames received on the core port",
+    "forwarded_up": "Frames decapsulated and forwarded to the core",
+    "forwarded_down": "Frames encapsulated and forwarded to subscribers",
+    "punted": "Control frames punted to the control plane",
+    "dropped": "Frames dropped, by direction and reason",
+    "punts_sent": "Punted frames sent to the CP",
+    "punts_dropped_headless": "Control frames dropped while no CP was reachable",
+    "stale_epoch_messages": "CP messages refused because their epoch was older (fencing)",
+}
+
+
+class DpMetrics:
+    def __init__(self, runtime: DpRuntime) -> None:
+        self.runtime = runtime
+        self.registry = CollectorRegistry()
+        self.registry.register(CallbackCollector(self.collect))
+
+    def collect(self) -> Iterable[Metric]:
+        rt = self.runtime
+        const = {"worker": rt.config.name, "site": rt.config.site}
+        yield from counter_families("vnf_dp", counters(rt), LABELS, HELP, const)
+        yield gauge("vnf_dp_sessions", "Installed sessions", rt.worker.session_count, const)
+        yield gauge("vnf_dp_cp_connected", "1 while the CP stream is up", rt.connected, const)
+        yield gauge("vnf_dp_epoch", "Newest CP epoch accepted", rt.epoch, const)
+        yield gauge("vnf_dp_groups", "Subscriber groups served", len(rt.worker.groups), const)
+        yield gauge(
+            "vnf_dp_role_active", "1 when the worker serves groups", rt.role == "active", const
+        )
+
+
+class DataPlaneAdminServicer(dataplane_admin_pb2_grpc.DataPlaneAdminServicer):
+    def __init__(self, runtime: DpRuntime) -> None:
+        self.runtime = runtime
+
+    async def GetStatus(  # noqa: N802
+        self, request: common_pb2.Empty, context: grpc.aio.ServicerContext
+    ) -> dataplane_admin_pb2.DpStatus:
+        rt = self.runtime
+        return dataplane_admin_pb2.DpStatus(
+            dp_id=rt.config.name,
+            site=rt.config.site,
+            role=rt.role,
+            cp_connected=rt.connected,
+            cp_address=rt.cp_address,
+            epoch=rt.epoch,
+            groups=sorted(g.group_id for g in rt.worker.groups),
+            sessions=rt.worker.session_count,
+            headless_s=0.0 if rt.connected else time.monotonic() - rt.disconnected_since,
+            access_ifname=rt.config.access_ifname,
+            core_ifname=rt.config.core_ifname,
+        )
+
+    async def GetStats(  # noqa: N802
+        self, request: common_pb2.Empty, context: grpc.aio.ServicerContext
+    ) -> management_pb2.Stats:
+        items = []
+        for (name, value), n in sorted(counters(self.runtime).items()):
+            label = LABELS.get(name)
+            items.append(
+                common_pb2.Counter(name=name, labels={label: value} if label else {}, value=n)
+            )
+        return management_pb2.Stats(node=self.runtime.config.name, counters=items)

@@ -1,0 +1,75 @@
+"""Data-plane worker process: ``python -m data_plane.main --config dp-site1-1.json``.
+
+Wiring only: enter the node's namespace, open the access and core packet sockets there, run
+the batch fast path on the event loop, keep the session-control stream to the CP (with
+reconnect; headless forwarding meanwhile), serve DataPlaneAdmin + health + reflection and
+/metrics on the management address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from data_plane.adapters.runtime import DpRuntime
+from data_plane.adapters.services import DataPlaneAdminServicer, DpMetrics
+from data_plane.io.rawsock import RawSocketPort
+from data_plane.worker import Worker, WorkerConfig
+from vnf import config as vnf_config
+from vnf.adapters import grpc_server, metrics_http
+from vnf.adapters.process import install_stop_signals, run_node
+from vnf.api import dataplane_admin_pb2, dataplane_admin_pb2_grpc
+from vnf.model.addresses import ip_to_int, parse_mac
+
+log = logging.getLogger("dp")
+
+
+async def serve(config: vnf_config.DpConfig) -> None:
+    worker = Worker(
+        WorkerConfig(
+            name=config.name,
+            core_mac=parse_mac(config.core_mac),
+            core_ip=ip_to_int(config.core_ip),
+            core_prefix_len=config.core_prefix_len,
+            gateway_ip=ip_to_int(config.core_gateway),
+            batch_size=config.batch_size,
+        )
+    )
+    access = RawSocketPort(config.access_ifname)
+    core = RawSocketPort(config.core_ifname)
+    runtime = DpRuntime(config, worker, access, core)
+    metrics = DpMetrics(runtime)
+    server = grpc_server.Server(
+        config.endpoint.grpc,
+        [
+            (
+                dataplane_admin_pb2_grpc.add_DataPlaneAdminServicer_to_server,
+                DataPlaneAdminServicer(runtime),
+                dataplane_admin_pb2.DESCRIPTOR.services_by_name["DataPlaneAdmin"].full_name,
+            )
+        ],
+    )
+    metrics_http.serve(metrics.registry, config.endpoint.host, config.endpoint.metrics_port)
+    stop = install_stop_signals(asyncio.get_running_loop())
+    runtime.start_io()
+    await server.start()
+    tasks = [
+        asyncio.create_task(runtime.cp_loop(), name="cp"),
+        asyncio.create_task(runtime.periodic(), name="periodic"),
+    ]
+    log.info("data plane serving", extra={"fields": {"grpc": config.endpoint.grpc}})
+    await stop.wait()
+    runtime.stop_io()
+    for task in tasks:
+        task.cancel()
+    await server.stop(grace=0.5)
+    access.close()
+    core.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node("data_plane", __doc__, vnf_config.DpConfig, serve, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
