@@ -8,12 +8,10 @@ stops written and committed).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import pathlib
-import sys
 
 from control_plane.aaa.local import SubscriberDirectory
 from control_plane.adapters.grpc_services import ManagementServicer, SessionControlServicer
@@ -22,9 +20,13 @@ from control_plane.adapters.store import Store
 from control_plane.service import ControlPlane
 from vnf import config as vnf_config
 from vnf.adapters import grpc_server, metrics_http
-from vnf.adapters.process import enter_netns, install_stop_signals, setup_logging
-from vnf.api import management_pb2, management_pb2_grpc, session_control_pb2, session_control_pb2_grpc
-from vnf.errors import ConfigError
+from vnf.adapters.process import install_stop_signals, run_node
+from vnf.api import (
+    management_pb2,
+    management_pb2_grpc,
+    session_control_pb2,
+    session_control_pb2_grpc,
+)
 from vnf.model.subscriber import RateProfile
 
 log = logging.getLogger("cp")
@@ -35,12 +37,15 @@ async def serve(config: vnf_config.CpConfig) -> None:
     store = Store(config.db_path)
     epoch = store.next_epoch()
     profiles = {
-        p.name: RateProfile(p.name, p.up_kbps, p.down_kbps, p.burst_bytes) for p in config.rate_profiles
+        p.name: RateProfile(p.name, p.up_kbps, p.down_kbps, p.burst_bytes)
+        for p in config.rate_profiles
     }
     directory = SubscriberDirectory(profiles)
     for subscriber in store.subscribers():
         directory.put(subscriber)
-    core = ControlPlane(config, directory, os.urandom, acct_prefix=f"{epoch:04x}{os.urandom(2).hex()}")
+    core = ControlPlane(
+        config, directory, os.urandom, acct_prefix=f"{epoch:04x}{os.urandom(2).hex()}"
+    )
     runtime = CpRuntime(core, store, config.db_path, epoch, config.role, config.router)
     server = grpc_server.Server(
         config.endpoint.grpc,
@@ -62,7 +67,9 @@ async def serve(config: vnf_config.CpConfig) -> None:
     await server.start()
     log.info(
         "control plane serving",
-        extra={"fields": {"grpc": config.endpoint.grpc, "epoch": epoch, "subscribers": len(directory)}},
+        extra={
+            "fields": {"grpc": config.endpoint.grpc, "epoch": epoch, "subscribers": len(directory)}
+        },
     )
     await stop.wait()
     log.info("stopping")
@@ -72,22 +79,7 @@ async def serve(config: vnf_config.CpConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="control_plane", description=__doc__)
-    parser.add_argument("--config", required=True, help="node configuration (JSON)")
-    args = parser.parse_args(argv)
-    try:
-        config = vnf_config.loads(vnf_config.CpConfig, pathlib.Path(args.config).read_text())
-    except (OSError, ConfigError) as exc:
-        print(f"control_plane: {args.config}: {exc}", file=sys.stderr)
-        return 2
-    enter_netns(config.netns)
-    setup_logging(config.name, config.log_path)
-    try:
-        asyncio.run(serve(config))
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
-    return 0
+    return run_node("control_plane", __doc__, vnf_config.CpConfig, serve, argv)
 
 
 if __name__ == "__main__":

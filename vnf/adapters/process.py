@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -10,9 +11,13 @@ import pathlib
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from pyroute2 import netns
+
+from vnf import config as vnf_config
+from vnf.errors import ConfigError
 
 
 def enter_netns(name: str) -> None:
@@ -80,3 +85,52 @@ def monotonic() -> float:
 def pin_to_cpu(cpu: int | None) -> None:
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
+
+
+class NodeConfig(Protocol):
+    """What every node's configuration has (read-only: the configs are frozen)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def netns(self) -> str: ...
+
+    @property
+    def log_path(self) -> str: ...
+
+
+C = TypeVar("C", bound=NodeConfig)
+
+
+def run_node(
+    prog: str,
+    description: str | None,
+    config_type: type[C],
+    serve: Callable[[C], Coroutine[Any, Any, None]],
+    argv: list[str] | None = None,
+    before_loop: Callable[[C], None] | None = None,
+) -> int:
+    """The ``main()`` of every node process: ``--config FILE`` → load → enter the node's
+    namespace → JSON logs → run ``serve`` until it returns. A broken config file is one line
+    on stderr and exit 2; a start-up OSError (address in use, no such interface) is logged
+    and exit 1. ``before_loop`` runs in the namespace before the event loop starts (sockets
+    that must be made in another namespace, while the process is still single-threaded)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True, help="node configuration (JSON)")
+    args = parser.parse_args(argv)
+    try:
+        config = vnf_config.loads(config_type, pathlib.Path(args.config).read_text())
+    except (OSError, ConfigError) as exc:
+        print(f"{prog}: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    enter_netns(config.netns)
+    log = setup_logging(config.name, config.log_path)
+    try:
+        if before_loop is not None:
+            before_loop(config)
+        asyncio.run(serve(config))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0

@@ -8,13 +8,10 @@ reflection, and /metrics.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
-import pathlib
 import socket
-import sys
 from collections.abc import Iterable
 
 import grpc
@@ -25,13 +22,12 @@ from vnf import config as vnf_config
 from vnf.adapters import grpc_server, metrics_http
 from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauges
 from vnf.adapters.packet import open_packet_socket
-from vnf.adapters.process import enter_netns, install_stop_signals, setup_logging
+from vnf.adapters.process import enter_netns, install_stop_signals, run_node
 from vnf.api import common_pb2, emulator_pb2, emulator_pb2_grpc
 from vnf.emulator.adapters.runner import EmulatorRuntime
 from vnf.emulator.fleet import Fleet, SubscriberSpec, SubscriberState
 from vnf.emulator.traffic import Distribution, TrafficPlan, distribution
 from vnf.engines.ppp_session import AuthMethod, PppConfig
-from vnf.errors import ConfigError
 from vnf.lab.subscribers import lab_subscribers
 from vnf.model.addresses import ip_to_int
 
@@ -59,7 +55,9 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
     async def Hangup(  # noqa: N802
         self, request: emulator_pb2.HangupRequest, context: grpc.aio.ServicerContext
     ) -> emulator_pb2.HangupReply:
-        return emulator_pb2.HangupReply(hung_up=self.runtime.hangup(request.count, request.username))
+        return emulator_pb2.HangupReply(
+            hung_up=self.runtime.hangup(request.count, request.username)
+        )
 
     async def GetStatus(  # noqa: N802
         self, request: common_pb2.Empty, context: grpc.aio.ServicerContext
@@ -137,7 +135,11 @@ def _collect(runtime: EmulatorRuntime, node: str) -> Iterable[Metric]:
     counts = {(k, ""): v for k, v in runtime.counters.items()}
     counts.update({("failures", reason): n for reason, n in fleet.failures.items()})
     yield from counter_families(
-        "vnf_emulator", counts, {"failures": "reason"}, {"failures": "Dial failures by reason"}, const
+        "vnf_emulator",
+        counts,
+        {"failures": "reason"},
+        {"failures": "Dial failures by reason"},
+        const,
     )
 
 
@@ -211,23 +213,19 @@ async def serve(config: vnf_config.EmulatorConfig, server_sock: socket.socket) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vnf.emulator", description=__doc__)
-    parser.add_argument("--config", required=True)
-    args = parser.parse_args(argv)
-    try:
-        config = vnf_config.loads(vnf_config.EmulatorConfig, pathlib.Path(args.config).read_text())
-    except (OSError, ConfigError) as exc:
-        print(f"emulator: {args.config}: {exc}", file=sys.stderr)
-        return 2
-    enter_netns(config.netns)
-    setup_logging(config.name, config.log_path)
-    try:
-        server_sock = _server_socket(config)
-        asyncio.run(serve(config, server_sock))
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
-    return 0
+    sockets: list[socket.socket] = []
+
+    async def serve_with_server_socket(config: vnf_config.EmulatorConfig) -> None:
+        await serve(config, sockets[0])
+
+    return run_node(
+        "vnf.emulator",
+        __doc__,
+        vnf_config.EmulatorConfig,
+        serve_with_server_socket,
+        argv,
+        before_loop=lambda config: sockets.append(_server_socket(config)),
+    )
 
 
 if __name__ == "__main__":

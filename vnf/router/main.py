@@ -8,11 +8,8 @@ route.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import pathlib
-import sys
 
 import grpc
 from prometheus_client import CollectorRegistry
@@ -22,10 +19,10 @@ from pyroute2 import AsyncIPRoute
 from vnf import config as vnf_config
 from vnf.adapters import grpc_server, metrics_http
 from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge
-from vnf.adapters.process import enter_netns, install_stop_signals, setup_logging
+from vnf.adapters.process import install_stop_signals, run_node
 from vnf.api import routing_pb2, routing_pb2_grpc
 from vnf.errors import ConfigError
-from vnf.router.rib import Rib, Route
+from vnf.router.rib import Rib
 
 RTPROT_VNF = 188  # our own rtm_protocol: only these routes are ours to change
 log = logging.getLogger("router")
@@ -41,7 +38,12 @@ class CoreRoutingServicer(routing_pb2_grpc.CoreRoutingServicer):
     def collect(self, node: str) -> list[Metric]:
         const = {"node": node}
         return [
-            gauge("vnf_router_routes", "Aggregates installed from the control plane", len(self.rib.routes), const),
+            gauge(
+                "vnf_router_routes",
+                "Aggregates installed from the control plane",
+                len(self.rib.routes),
+                const,
+            ),
             gauge("vnf_router_epoch", "Epoch of the accepted advertisement", self.rib.epoch, const),
             *counter_families(
                 "vnf_router",
@@ -81,7 +83,9 @@ class CoreRoutingServicer(routing_pb2_grpc.CoreRoutingServicer):
                 }
             },
         )
-        return routing_pb2.RouteReply(installed=len(to_add), removed=len(to_remove), accepted=accepted)
+        return routing_pb2.RouteReply(
+            installed=len(to_add), removed=len(to_remove), accepted=accepted
+        )
 
     async def ListRoutes(  # noqa: N802
         self, request: routing_pb2.RouteQuery, context: grpc.aio.ServicerContext
@@ -130,18 +134,7 @@ async def serve(config: vnf_config.RouterConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vnf.router", description=__doc__)
-    parser.add_argument("--config", required=True)
-    args = parser.parse_args(argv)
-    try:
-        config = vnf_config.loads(vnf_config.RouterConfig, pathlib.Path(args.config).read_text())
-    except (OSError, ConfigError) as exc:
-        print(f"router: {args.config}: {exc}", file=sys.stderr)
-        return 2
-    enter_netns(config.netns)
-    setup_logging(config.name, config.log_path)
-    asyncio.run(serve(config))
-    return 0
+    return run_node("vnf.router", __doc__, vnf_config.RouterConfig, serve, argv)
 
 
 if __name__ == "__main__":
