@@ -7,6 +7,7 @@ stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,11 @@ from typing import Any, NoReturn
 import click
 
 OUTPUT = click.option(
-    "--output", "-o", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
 )
 
 
@@ -112,9 +117,8 @@ def lab_up(topology: str | None, no_dial: bool, timeout: float, keep_on_failure:
     click.echo(f"lab {state.lab} is up in {time.monotonic() - started:.1f} s")
     if not no_dial and any(site.dial.autostart for site in topo.sites):
         from vnf.lab.adapters.clients import LabClient
-        from vnf.lab.adapters.state import StateStore
-
         from vnf.lab.adapters.operations import dial_and_wait
+        from vnf.lab.adapters.state import StateStore
 
         per_site = {
             s.name: (s.dial.rate, s.dial.max_outstanding) for s in topo.sites if s.dial.autostart
@@ -168,7 +172,9 @@ def lab_status(ctx: click.Context, output: str) -> None:
             nodes = {n.name: n for n in status.nodes}
         except grpc.RpcError:
             nodes = {}
-            click.echo("vnf: the orchestrator does not answer (crashed?): showing recorded state", err=True)
+            click.echo(
+                "vnf: the orchestrator does not answer (crashed?): showing recorded state", err=True
+            )
         rows = []
         for rec in state.nodes:
             n = nodes.get(rec.name)
@@ -188,10 +194,8 @@ def lab_status(ctx: click.Context, output: str) -> None:
                 }
             )
         cp_status = None
-        try:
+        with contextlib.suppress(grpc.RpcError):
             cp_status = client.management().GetStatus(common_pb2.Empty(), timeout=3)
-        except grpc.RpcError:
-            pass
         groups = []
         if cp_status is not None:
             from vnf.model.addresses import mac_to_str
@@ -485,11 +489,17 @@ def stats(ctx: click.Context, output: str) -> None:
     rows: list[dict[str, Any]] = []
     with _client(ctx) as client:
         sources: list[tuple[str, Callable[[], Any]]] = [
-            (client.active_cp().name, lambda: client.management().GetStats(common_pb2.Empty(), timeout=5))
+            (
+                client.active_cp().name,
+                lambda: client.management().GetStats(common_pb2.Empty(), timeout=5),
+            )
         ]
         for node in client.nodes("dp"):
             sources.append(
-                (node.name, lambda n=node: client.dp_admin(n).GetStats(common_pb2.Empty(), timeout=5))
+                (
+                    node.name,
+                    lambda n=node: client.dp_admin(n).GetStats(common_pb2.Empty(), timeout=5),
+                )
             )
         for name, fetch in sources:
             try:
@@ -500,7 +510,13 @@ def stats(ctx: click.Context, output: str) -> None:
             for c in reply.counters:
                 label = ",".join(f"{k}={v}" for k, v in sorted(c.labels.items()))
                 rows.append({"node": name, "counter": c.name, "labels": label, "value": c.value})
-    click.echo(render(rows, [("node", "node"), ("counter", "counter"), ("labels", "labels"), ("value", "value")], output))
+    click.echo(
+        render(
+            rows,
+            [("node", "node"), ("counter", "counter"), ("labels", "labels"), ("value", "value")],
+            output,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------- accounting
@@ -521,10 +537,17 @@ ACCOUNTING_COLUMNS = [
 
 @main.command("accounting")
 @click.option("--user", "pattern", default="", help="Regular expression on the username.")
-@click.option("--type", "record_type", type=click.Choice(["start", "interim", "stop"]), default=None)
+@click.option(
+    "--type", "record_type", type=click.Choice(["start", "interim", "stop"]), default=None
+)
 @click.option("--session", "acct_session_id", default="", help="One Acct-Session-Id.")
 @click.option("--limit", default=1000, show_default=True, help="Most recent N records.")
-@click.option("--db", default=None, type=click.Path(dir_okay=False), help="Read a CP store file directly (lab down).")
+@click.option(
+    "--db",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Read a CP store file directly (lab down).",
+)
 @OUTPUT
 @click.pass_context
 def accounting(
@@ -541,8 +564,9 @@ def accounting(
     In/out octets follow RADIUS: in = from the subscriber (upstream), out = to it.
     """
     from vnf.console.format import render
+    from vnf.model.accounting import AccountingRecord
 
-    rows = []
+    found: list[tuple[int, AccountingRecord]] = []
     if db:
         import os
 
@@ -552,12 +576,13 @@ def accounting(
             _fail(f"{db}: no such file")
         store = Store(db, readonly=True)
         try:
-            found = store.accounting(AccountingQuery(pattern, acct_session_id, record_type or "", limit))
+            found = store.accounting(
+                AccountingQuery(pattern, acct_session_id, record_type or "", limit)
+            )
         finally:
             store.close()
-        records = [(i, r.acct_session_id, str(r.record_type), r.username, r.ipv4, r.session_time_s, r.up_bytes, r.down_bytes, r.terminate_cause, r.up_packets, r.down_packets, r.client_mac, r.dp) for i, r in found]
     else:
-        from vnf.api import management_pb2
+        from vnf.api import convert, management_pb2
 
         query = management_pb2.AccountingQuery(
             username_regex=pattern,
@@ -565,30 +590,32 @@ def accounting(
             record_type=record_type or "",
             limit=limit,
         )
-        records = []
         with _client(ctx) as client:
             for page in client.management().ListAccounting(query, timeout=30):
-                for r in page.records:
-                    records.append((r.id, r.acct_session_id, r.record_type, r.username, r.ipv4, r.session_time_s, r.up_bytes, r.down_bytes, r.terminate_cause, r.up_packets, r.down_packets, r.client_mac, r.dp))
-    for rid, acct, kind, user, ip, stime, inb, outb, cause, inp, outp, mac, dp in records:
-        rows.append(
-            {
-                "id": rid,
-                "acct_session_id": acct,
-                "type": kind,
-                "username": user,
-                "ip": ip,
-                "session_time": round(stime, 1),
-                "in_octets": inb,
-                "out_octets": outb,
-                "cause": cause,
-                "in_packets": inp,
-                "out_packets": outp,
-                "client_mac": mac,
-                "dp": dp,
-            }
-        )
-    columns = ACCOUNTING_COLUMNS if output == "table" else [(k, k) for k in (rows[0] if rows else dict(ACCOUNTING_COLUMNS))]
+                found.extend(convert.accounting_from_pb(r) for r in page.records)
+    rows = [
+        {
+            "id": rid,
+            "acct_session_id": r.acct_session_id,
+            "type": str(r.record_type),
+            "username": r.username,
+            "ip": r.ipv4,
+            "session_time": round(r.session_time_s, 1),
+            "in_octets": r.up_bytes,
+            "out_octets": r.down_bytes,
+            "cause": r.terminate_cause,
+            "in_packets": r.up_packets,
+            "out_packets": r.down_packets,
+            "client_mac": r.client_mac,
+            "dp": r.dp,
+        }
+        for rid, r in found
+    ]
+    columns = (
+        ACCOUNTING_COLUMNS
+        if output == "table"
+        else [(k, k) for k in (rows[0] if rows else dict(ACCOUNTING_COLUMNS))]
+    )
     click.echo(render(rows, columns, output))
 
 
@@ -607,10 +634,14 @@ def dial(ctx: click.Context, count: int, rate: float, outstanding: int) -> None:
     with _client(ctx) as client:
         total = 0
         for node in client.nodes("emulator"):
-            total += client.emulator(node).Dial(
-                emulator_pb2.DialRequest(count=count, rate=rate, max_outstanding=outstanding),
-                timeout=10,
-            ).started
+            total += (
+                client.emulator(node)
+                .Dial(
+                    emulator_pb2.DialRequest(count=count, rate=rate, max_outstanding=outstanding),
+                    timeout=10,
+                )
+                .started
+            )
     click.echo(f"dialing {total} subscribers")
 
 
@@ -624,9 +655,11 @@ def hangup(ctx: click.Context, user: str) -> None:
     with _client(ctx) as client:
         total = 0
         for node in client.nodes("emulator"):
-            total += client.emulator(node).Hangup(
-                emulator_pb2.HangupRequest(username=user), timeout=10
-            ).hung_up
+            total += (
+                client.emulator(node)
+                .Hangup(emulator_pb2.HangupRequest(username=user), timeout=10)
+                .hung_up
+            )
     click.echo(f"hung up {total} subscribers")
 
 
@@ -637,7 +670,9 @@ def traffic() -> None:
 
 @traffic.command("run")
 @click.option("--duration", default=5.0, show_default=True, help="Seconds.")
-@click.option("--pps", default=10, show_default=True, help="Packets per second per session and direction.")
+@click.option(
+    "--pps", default=10, show_default=True, help="Packets per second per session and direction."
+)
 @click.option("--size", default=128, show_default=True, help="IPv4 packet size in bytes.")
 @click.option("--sessions", "max_sessions", default=0, help="Use at most N sessions (0: all up).")
 @OUTPUT

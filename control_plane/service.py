@@ -34,6 +34,7 @@ from control_plane.aaa.local import SubscriberDirectory
 from control_plane.groups import GroupState, Placement
 from control_plane.sessions import Session, SessionState, SessionTable
 from vnf.codec.ethernet import EtherType
+from vnf.codec.ppp import PppProtocol
 from vnf.codec.pppoe import (
     DiscoveryFrame,
     PppoeCode,
@@ -42,7 +43,6 @@ from vnf.codec.pppoe import (
     decode_session_frame,
     encode_session_frame,
 )
-from vnf.codec.ppp import PppProtocol
 from vnf.config import CpConfig
 from vnf.engines.ppp_session import (
     Addressing,
@@ -52,6 +52,7 @@ from vnf.engines.ppp_session import (
     LinkDown,
     LinkUp,
     NetworkUp,
+    PapCredentials,
     PppConfig,
     PppSession,
     Role,
@@ -191,7 +192,11 @@ class ControlPlane:
         for g in groups:
             for key in g.members:
                 s = self.sessions.by_key[key]
-                if s.state in (SessionState.INSTALLING, SessionState.ACTIVE, SessionState.TERMINATING):
+                if s.state in (
+                    SessionState.INSTALLING,
+                    SessionState.ACTIVE,
+                    SessionState.TERMINATING,
+                ):
                     rules.append(self._rule(s, RuleOp.INSTALL))
                     s.rule_sent = True
         self.full_sync[dp] = rules
@@ -431,11 +436,11 @@ class ControlPlane:
                 self._drop(f"{event.layer}_{event.reason}")
         self._schedule(s)
 
-    def _authenticate(self, s: Session, group: GroupState, event: AuthRequested, now: float) -> None:
+    def _authenticate(
+        self, s: Session, group: GroupState, event: AuthRequested, now: float
+    ) -> None:
         decision = self.directory.authenticate(event.credentials)
-        method = "pap" if decision.method is None else str(decision.method)
-        if decision.method is None:
-            method = "chap" if hasattr(event.credentials, "challenge") else "pap"
+        method = "pap" if isinstance(event.credentials, PapCredentials) else "chap"
         s.username = event.credentials.username
         s.auth = method
         if not decision.ok:
@@ -519,7 +524,9 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ SCi results
 
-    def rule_ack(self, dp: str, results: Iterable[RuleResult], final: Iterable[Usage], now: float) -> None:
+    def rule_ack(
+        self, dp: str, results: Iterable[RuleResult], final: Iterable[Usage], now: float
+    ) -> None:
         for usage in final:
             s = self.sessions.by_key.get(usage.session_key)
             if s is not None:
@@ -588,8 +595,7 @@ class ControlPlane:
             if s.state in (SessionState.REMOVING, SessionState.CLOSED, SessionState.TERMINATING):
                 continue
             s.cause = cause
-            if s.state is not SessionState.NEGOTIATING or s.ipv4:
-                self.sessions.set_state(s, SessionState.TERMINATING)
+            self.sessions.set_state(s, SessionState.TERMINATING)
             s.ppp.close(now, "administrative termination")
             self._pump(s, now)
             count += 1
@@ -630,11 +636,10 @@ class ControlPlane:
             if s is None or s.timer_at != at:
                 continue  # stale entry
             s.timer_at = None
-            if s.state is SessionState.REMOVING:
-                if now >= s.remove_deadline:
-                    self.counters["remove_ack_timeouts", ""] += 1
-                    self._close(s, now)
-                    continue
+            if s.state is SessionState.REMOVING and now >= s.remove_deadline:
+                self.counters["remove_ack_timeouts", ""] += 1
+                self._close(s, now)
+                continue
             if s.state is SessionState.ACTIVE and now >= s.interim_at:
                 self.accounting.append(self._record(s, RecordType.INTERIM, now))
                 s.interim_at += self.config.interim_interval_s
@@ -676,10 +681,14 @@ class ControlPlane:
         qos = self.directory.qos_of(subscriber) if subscriber is not None else None
         endpoint = TrafficEndpoint(s.client_mac, group.mac, s.sid)
         if qos is None:
-            return SessionRule(op, s.key, s.group, endpoint, s.ipv4, usage_interval_s=self.config.usage_interval_s)
+            return SessionRule(
+                op, s.key, s.group, endpoint, s.ipv4, usage_interval_s=self.config.usage_interval_s
+            )
         return SessionRule(op, s.key, s.group, endpoint, s.ipv4, qos, self.config.usage_interval_s)
 
-    def _record(self, s: Session, kind: RecordType, now: float, cause: str = "") -> AccountingRecord:
+    def _record(
+        self, s: Session, kind: RecordType, now: float, cause: str = ""
+    ) -> AccountingRecord:
         up_p, up_b, down_p, down_b = s.usage
         group = self.placement.by_id[s.group]
         return AccountingRecord(

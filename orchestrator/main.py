@@ -130,7 +130,10 @@ async def serve(lab: str) -> int:
     stop = install_stop_signals(asyncio.get_running_loop())
     runner = asyncio.create_task(orchestrator.run())
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([runner, stopper, asyncio.create_task(orchestrator.done.wait())], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        [runner, stopper, asyncio.create_task(orchestrator.done.wait())],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
     if not orchestrator.done.is_set():
         await orchestrator.shutdown(10.0)
     runner.cancel()

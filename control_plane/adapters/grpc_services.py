@@ -129,12 +129,16 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
             )
         which = request.WhichOneof("selector")
         if which == "username":
-            targets = [s for s in self.core.sessions.by_key.values() if s.username == request.username]
+            targets = [
+                s for s in self.core.sessions.by_key.values() if s.username == request.username
+            ]
         elif which == "ipv4":
             try:
                 address = ip_to_int(request.ipv4)
             except ValueError:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not an IPv4 address: {request.ipv4!r}")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"not an IPv4 address: {request.ipv4!r}"
+                )
             targets = [s for s in self.core.sessions.by_key.values() if s.ipv4 == address]
         elif which == "session_key":
             found = self.core.sessions.by_key.get(request.session_key)
@@ -156,7 +160,9 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
         for i, msg in enumerate(request.subscribers):
             problem = _subscriber_problem(msg, set(self.core.directory.profiles))
             if problem:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"subscribers[{i}]: {problem}")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"subscribers[{i}]: {problem}"
+                )
             subscribers.append(convert.subscriber_from_pb(msg))
         added, updated = self.runtime.store.put_subscribers(subscribers)
         for sub in subscribers:
@@ -175,7 +181,8 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
         for start in range(0, len(subs), PAGE):
             yield management_pb2.SubscriberBatch(
                 subscribers=[
-                    convert.subscriber_to_pb(s, request.with_secrets) for s in subs[start : start + PAGE]
+                    convert.subscriber_to_pb(s, request.with_secrets)
+                    for s in subs[start : start + PAGE]
                 ]
             )
 
@@ -203,9 +210,13 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
             )
         for state, n in self.core.sessions.counts.items():
             if state is not SessionState.CLOSED:
-                counters.append(common_pb2.Counter(name="sessions", labels={"state": state.value}, value=n))
+                counters.append(
+                    common_pb2.Counter(name="sessions", labels={"state": state.value}, value=n)
+                )
         for kind, n in sorted(self.runtime.metrics.accounting_written.items()):
-            counters.append(common_pb2.Counter(name="accounting_records", labels={"type": kind}, value=n))
+            counters.append(
+                common_pb2.Counter(name="accounting_records", labels={"type": kind}, value=n)
+            )
         return management_pb2.Stats(node=self.core.config.name, counters=counters)
 
     async def ListAccounting(  # noqa: N802
@@ -255,7 +266,9 @@ async def _session_query(
         try:
             int_to_ip(ip_to_int(request.ipv4))
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not an IPv4 address: {request.ipv4!r}")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"not an IPv4 address: {request.ipv4!r}"
+            )
     states = {s.value for s in SessionState}
     if request.state and request.state not in states:
         await context.abort(

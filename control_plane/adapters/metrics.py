@@ -68,7 +68,10 @@ class CpMetrics:
         yield from counter_families("vnf_cp", dict(core.counters), LABELS, HELP, const)
         yield gauge("vnf_cp_epoch", "Epoch of this control plane", self.epoch, const)
         yield gauge(
-            "vnf_cp_role_active", "1 when this control plane is active", self.role == "active", const
+            "vnf_cp_role_active",
+            "1 when this control plane is active",
+            self.role == "active",
+            const,
         )
         yield gauges(
             "vnf_cp_sessions",

@@ -22,10 +22,14 @@ from vnf.adapters import grpc_server
 from vnf.api import common_pb2, convert, routing_pb2, routing_pb2_grpc, session_control_pb2
 from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.addresses import int_to_ip
+from vnf.model.session import SessionRule
 
 log = logging.getLogger("cp")
 
-_ROLE = {DpRole.ACTIVE: session_control_pb2.DP_ROLE_ACTIVE, DpRole.STANDBY: session_control_pb2.DP_ROLE_STANDBY}
+_ROLE = {
+    DpRole.ACTIVE: session_control_pb2.DP_ROLE_ACTIVE,
+    DpRole.STANDBY: session_control_pb2.DP_ROLE_STANDBY,
+}
 
 
 class CpRuntime:
@@ -109,13 +113,15 @@ class CpRuntime:
             self._drained.clear()
         self._arm_timer()
 
-    def _rule_batch(self, rules: list[object], replace_all: bool) -> session_control_pb2.CpMessage:
+    def _rule_batch(
+        self, rules: list[SessionRule], replace_all: bool
+    ) -> session_control_pb2.CpMessage:
         self._batch_id += 1
         return session_control_pb2.CpMessage(
             epoch=self.epoch,
             rules=session_control_pb2.RuleBatch(
                 batch_id=self._batch_id,
-                rules=[convert.rule_to_pb(r) for r in rules],  # type: ignore[arg-type]
+                rules=[convert.rule_to_pb(r) for r in rules],
                 replace_all=replace_all,
             ),
         )

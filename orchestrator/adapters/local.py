@@ -106,7 +106,7 @@ class LocalBackend:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=1.0
             )
-            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            status = str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
         except grpc.aio.AioRpcError:
             status = "UNKNOWN"
         self.health[node.name] = status

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control_plane.sessions import SessionState
-from vnf.lab.inprocess import InProcessLab
 from vnf.codec.ppp import ControlCode, PppProtocol, decode_control
 from vnf.codec.pppoe import (
     DiscoveryPacket,
@@ -25,6 +24,7 @@ from vnf.codec.pppoe import (
 )
 from vnf.config import CpConfig, GroupConfig
 from vnf.emulator.fleet import SubscriberState
+from vnf.lab.inprocess import InProcessLab
 from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.subscriber import AuthType, Subscriber
 

@@ -90,8 +90,10 @@ def test_many_sites_plan() -> None:
 
 
 def test_each_sites_emulator_has_its_own_server_port() -> None:
-    sites = [{"name": f"s{i}", "pool": f"100.{64 + i}.0.0/16", "subscribers": {"pppoe": 1}}
-             for i in range(3)]
+    sites = [
+        {"name": f"s{i}", "pool": f"100.{64 + i}.0.0/16", "subscribers": {"pppoe": 1}}
+        for i in range(3)
+    ]
     plan = plan_lab(parse_topology({"sites": sites}), 0, "/tmp/x", "00")
     ports = [n.config.server_port for n in plan.nodes_of(NodeKind.EMULATOR)]  # type: ignore[union-attr]
     assert len(set(ports)) == 3

@@ -30,7 +30,9 @@ def main() -> int:
         *protos,
     ]
     # The mypy plugins live next to the interpreter (the virtualenv's bin/).
-    os.environ["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = (
+        f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
     code = int(protoc.main(args))
     if code != 0:
         print("protoc failed", file=sys.stderr)

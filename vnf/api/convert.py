@@ -6,9 +6,10 @@ Nothing outside adapters and this module touches generated protobuf classes.
 from __future__ import annotations
 
 import ipaddress
+from typing import cast
 
 from vnf.api import common_pb2, management_pb2, session_control_pb2
-from vnf.model.accounting import AccountingRecord
+from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.group import SubscriberGroup
 from vnf.model.session import (
     AccessType,
@@ -28,7 +29,7 @@ PORT_CORE = common_pb2.PORT_CORE
 def rule_to_pb(rule: SessionRule) -> session_control_pb2.SessionRule:
     e = rule.endpoint
     return session_control_pb2.SessionRule(
-        op=int(rule.op),
+        op=cast(session_control_pb2.RuleOp.ValueType, int(rule.op)),
         session_key=rule.session_key,
         group=rule.group,
         endpoint=session_control_pb2.TrafficEndpoint(
@@ -36,7 +37,7 @@ def rule_to_pb(rule: SessionRule) -> session_control_pb2.SessionRule:
             ac_mac=e.ac_mac,
             pppoe_session_id=e.pppoe_session_id,
             cm_sid=e.cm_sid,
-            access=int(e.access),
+            access=cast(session_control_pb2.AccessType.ValueType, int(e.access)),
         ),
         ipv4=rule.ipv4,
         qos=session_control_pb2.Qos(
@@ -144,4 +145,24 @@ def accounting_to_pb(row_id: int, rec: AccountingRecord) -> management_pb2.Accou
         down_bytes=rec.down_bytes,
         terminate_cause=rec.terminate_cause,
         wall_time=rec.wall_time,
+    )
+
+
+def accounting_from_pb(msg: management_pb2.AccountingRecord) -> tuple[int, AccountingRecord]:
+    return msg.id, AccountingRecord(
+        acct_session_id=msg.acct_session_id,
+        record_type=RecordType(msg.record_type),
+        username=msg.username,
+        client_mac=msg.client_mac,
+        ipv4=msg.ipv4,
+        pppoe_session_id=msg.pppoe_session_id,
+        group=msg.group,
+        dp=msg.dp,
+        session_time_s=msg.session_time_s,
+        up_packets=msg.up_packets,
+        up_bytes=msg.up_bytes,
+        down_packets=msg.down_packets,
+        down_bytes=msg.down_bytes,
+        terminate_cause=msg.terminate_cause,
+        wall_time=msg.wall_time,
     )

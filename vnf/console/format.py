@@ -34,15 +34,11 @@ def render(rows: Sequence[Row], columns: Sequence[Column], output: str) -> str:
 def table(rows: Sequence[Row], columns: Sequence[Column]) -> str:
     cells = [[_cell(row.get(key, "")) for key, _ in columns] for row in rows]
     headers = [header for _, header in columns]
-    widths = [
-        max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)
-    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
     lines = [" " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("-" + "-+-".join("-" * w for w in widths) + "-")
     for row_cells in cells:
-        lines.append(
-            " " + " | ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True))
-        )
+        lines.append(" " + " | ".join(c.ljust(w) for c, w in zip(row_cells, widths, strict=True)))
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -108,10 +108,13 @@ class Fleet:
         for i, sub in enumerate(self.subscribers):
             if count and added >= count:
                 break
-            if sub.state in (SubscriberState.IDLE, SubscriberState.DOWN, SubscriberState.FAILED):
-                if i not in queued:
-                    self.pending.append(i)
-                    added += 1
+            if i not in queued and sub.state in (
+                SubscriberState.IDLE,
+                SubscriberState.DOWN,
+                SubscriberState.FAILED,
+            ):
+                self.pending.append(i)
+                added += 1
         self._last_tick = now
         self._tokens = 1.0
         self.tick(now)
@@ -129,7 +132,10 @@ class Fleet:
             if count and done >= count:
                 break
             sub = self.subscribers[i]
-            if sub.client is not None and sub.state in (SubscriberState.UP, SubscriberState.CONNECTING):
+            if sub.client is not None and sub.state in (
+                SubscriberState.UP,
+                SubscriberState.CONNECTING,
+            ):
                 sub.client.hangup(now)
                 self._pump(i, now)
                 done += 1

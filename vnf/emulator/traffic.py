@@ -2,7 +2,7 @@
 
 Every test packet carries ``magic | flow | seq | tx_ns`` (24 bytes, padded to the frame
 size). One flow per session and direction. The verifier counts per direction: sent,
-received, lost (sent − received once the run has drained), reordered (a sequence number
+received, lost (sent - received once the run has drained), reordered (a sequence number
 below one already seen), duplicates, one-way latency (the sender and receiver share the
 machine's monotonic clock) and, per flow, the longest gap between consecutive arrivals —
 the figure a failover test reads.

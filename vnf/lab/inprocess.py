@@ -21,6 +21,7 @@ from vnf.engines.ppp_session import AuthMethod
 from vnf.lab.plan import plan_lab
 from vnf.lab.subscribers import lab_subscribers
 from vnf.lab.topology import parse_topology
+from vnf.model.accounting import AccountingRecord
 from vnf.model.session import RuleOp, RuleResult, SessionRule, Usage
 from vnf.model.subscriber import AuthType, Subscriber
 
@@ -98,9 +99,9 @@ class InProcessLab:
                 if dp in self.connected and self.cp.placement.groups_of(dp):
                     self.cp.punt(dp, frame, now, now)
             return
-        dp = self.serving_dp(frame)
-        if dp is not None and dp in self.connected:
-            self.cp.punt(dp, frame, now, now)
+        serving = self.serving_dp(frame)
+        if serving is not None and serving in self.connected:
+            self.cp.punt(serving, frame, now, now)
 
     def step(self) -> None:
         """One round trip: clients → CP → DP rules → clients."""
@@ -164,7 +165,7 @@ class InProcessLab:
     def count(self, name: str, label: str = "") -> int:
         return self.cp.counters[name, label]
 
-    def drain_accounting(self) -> list[object]:
+    def drain_accounting(self) -> list[AccountingRecord]:
         records = list(self.cp.accounting)
         self.cp.accounting.clear()
         return records

@@ -463,7 +463,9 @@ class _Planner:
                 rate_profiles=profiles,
                 router=router.endpoint.grpc if router.endpoint else "",
             )
-            planned.append(NodePlan(node.name, NodeKind.CP, node.netns, "", role, node.mgmt_ip, config))
+            planned.append(
+                NodePlan(node.name, NodeKind.CP, node.netns, "", role, node.mgmt_ip, config)
+            )
         return planned
 
     def plan_emulators(self, cps: list[NodePlan]) -> list[NodePlan]:

@@ -49,6 +49,7 @@ FABRIC_SPACE = ipaddress.IPv4Network("198.18.0.0/15")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 SITE_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 MAX_SUBSCRIBERS_PER_SITE = 100_000
+DEFAULT_POOL = ipaddress.IPv4Network("100.64.0.0/16")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class SiteSpec:
     name: str
     data_plane: DataPlaneSpec = DataPlaneSpec()
     groups: int = 4
-    pool: ipaddress.IPv4Network = ipaddress.IPv4Network("100.64.0.0/16")
+    pool: ipaddress.IPv4Network = DEFAULT_POOL
     subscribers: SubscribersSpec = SubscribersSpec()
     dial: DialSpec = DialSpec()
 
@@ -158,7 +159,7 @@ class _Reader:
         self.seen.add(key)
         return self.data.get(key)
 
-    def int(self, key: str, default: int, lo: int, hi: int) -> int:
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
         value = self._get(key)
         if value is None:
             return default
@@ -168,7 +169,7 @@ class _Reader:
             raise ConfigError(self.field(key), f"must be between {lo} and {hi}, not {value}")
         return value
 
-    def float(self, key: str, default: float, lo: float, hi: float) -> float:
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
         value = self._get(key)
         if value is None:
             return default
@@ -178,7 +179,7 @@ class _Reader:
             raise ConfigError(self.field(key), f"must be between {lo:g} and {hi:g}, not {value}")
         return float(value)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self._get(key)
         if value is None:
             return default
@@ -186,7 +187,7 @@ class _Reader:
             raise ConfigError(self.field(key), f"must be true or false, not {value!r}")
         return value
 
-    def str(self, key: str, default: str, pattern: re.Pattern[str] | None = None) -> str:
+    def text(self, key: str, default: str, pattern: re.Pattern[str] | None = None) -> str:
         value = self._get(key)
         if value is None:
             return default
@@ -196,7 +197,7 @@ class _Reader:
             raise ConfigError(self.field(key), f"{value!r} does not match {pattern.pattern}")
         return value
 
-    def str_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def texts(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self._get(key)
         if value is None:
             return default
@@ -225,7 +226,7 @@ class _Reader:
 def parse_topology(data: Any) -> Topology:
     """Validate plain data (as loaded from YAML) into a :class:`Topology`."""
     top = _Reader(data, "")
-    name = top.str("name", "default", NAME_RE)
+    name = top.text("name", "default", NAME_RE)
     control_plane = _parse_control_plane(top.sub("control_plane"))
     profiles = _parse_rate_profiles(top, "rate_profiles")
     site_readers = top.items("sites")
@@ -235,7 +236,7 @@ def parse_topology(data: Any) -> Topology:
         else (_parse_site(_Reader({}, "sites[0]"), 0),)
     )
     core_reader = top.sub("core")
-    core = CoreSpec(servers=core_reader.int("servers", 1, 1, 8))
+    core = CoreSpec(servers=core_reader.integer("servers", 1, 1, 8))
     core_reader.done()
     top.done()
     topology = Topology(name, control_plane, profiles, sites, core)
@@ -246,29 +247,29 @@ def parse_topology(data: Any) -> Topology:
 def _parse_control_plane(r: _Reader) -> ControlPlaneSpec:
     lcp_reader = r.sub("lcp")
     lcp = LcpSettings(
-        mru=lcp_reader.int("mru", 1492, 576, 1492),
-        echo_interval_s=lcp_reader.float("echo_interval_s", 10.0, 0.0, 3600.0),
-        echo_failures=lcp_reader.int("echo_failures", 3, 1, 100),
+        mru=lcp_reader.integer("mru", 1492, 576, 1492),
+        echo_interval_s=lcp_reader.number("echo_interval_s", 10.0, 0.0, 3600.0),
+        echo_failures=lcp_reader.integer("echo_failures", 3, 1, 100),
     )
     lcp_reader.done()
-    methods = r.str_list("auth_methods", ("chap", "pap"))
+    methods = r.texts("auth_methods", ("chap", "pap"))
     for i, method in enumerate(methods):
         if method not in ("chap", "pap"):
             raise ConfigError(f"{r.field('auth_methods')}[{i}]", f"{method!r} is not chap or pap")
     if not methods:
         raise ConfigError(r.field("auth_methods"), "must name at least one method")
-    dns = r.str_list("dns", ("198.18.2.53", "198.18.2.54"))
+    dns = r.texts("dns", ("198.18.2.53", "198.18.2.54"))
     for i, server in enumerate(dns):
         _check_address_in(f"{r.field('dns')}[{i}]", server, FABRIC_SPACE)
     if len(dns) > 2:
         raise ConfigError(r.field("dns"), "IPCP carries at most two DNS servers")
     spec = ControlPlaneSpec(
-        nodes=r.int("nodes", 1, 1, 2),
-        ac_name=r.str("ac_name", "vnf-bras"),
-        service_names=r.str_list("service_names", ()),
+        nodes=r.integer("nodes", 1, 1, 2),
+        ac_name=r.text("ac_name", "vnf-bras"),
+        service_names=r.texts("service_names", ()),
         auth_methods=methods,
-        interim_interval_s=r.float("interim_interval_s", 60.0, 1.0, 86400.0),
-        cookie_ttl_s=r.float("cookie_ttl_s", 30.0, 1.0, 3600.0),
+        interim_interval_s=r.number("interim_interval_s", 60.0, 1.0, 86400.0),
+        cookie_ttl_s=r.number("cookie_ttl_s", 30.0, 1.0, 3600.0),
         lcp=lcp,
         dns=dns,
     )
@@ -292,9 +293,9 @@ def _parse_rate_profiles(top: _Reader, key: str) -> tuple[RateProfileSpec, ...]:
         profiles.append(
             RateProfileSpec(
                 name=name,
-                up_kbps=r.int("up_kbps", 0, 0, 100_000_000),
-                down_kbps=r.int("down_kbps", 0, 0, 100_000_000),
-                burst_bytes=r.int("burst_bytes", 0, 0, 1 << 30),
+                up_kbps=r.integer("up_kbps", 0, 0, 100_000_000),
+                down_kbps=r.integer("down_kbps", 0, 0, 100_000_000),
+                burst_bytes=r.integer("burst_bytes", 0, 0, 1 << 30),
             )
         )
         r.done()
@@ -304,13 +305,13 @@ def _parse_rate_profiles(top: _Reader, key: str) -> tuple[RateProfileSpec, ...]:
 
 
 def _parse_site(r: _Reader, index: int) -> SiteSpec:
-    name = r.str("name", f"site{index + 1}", SITE_RE)
+    name = r.text("name", f"site{index + 1}", SITE_RE)
     dp_reader = r.sub("data_plane")
     data_plane = DataPlaneSpec(
-        active=dp_reader.int("active", 2, 1, 16), standby=dp_reader.int("standby", 1, 0, 4)
+        active=dp_reader.integer("active", 2, 1, 16), standby=dp_reader.integer("standby", 1, 0, 4)
     )
     dp_reader.done()
-    groups = r.int("groups", 4, 1, 64)
+    groups = r.integer("groups", 4, 1, 64)
     if groups & (groups - 1):
         raise ConfigError(r.field("groups"), f"must be a power of two, not {groups}")
     pool = _parse_pool(r, "pool")
@@ -319,11 +320,11 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
         raise ConfigError(r.field("groups"), f"{groups} groups leave less than a /28 per group")
     sub_reader = r.sub("subscribers")
     subscribers = SubscribersSpec(
-        pppoe=sub_reader.int("pppoe", 200, 0, MAX_SUBSCRIBERS_PER_SITE),
-        chap_share=sub_reader.float("chap_share", 0.5, 0.0, 1.0),
-        username=sub_reader.str("username", "user{n:05d}@{site}"),
-        password=sub_reader.str("password", "pw-{n:05d}"),
-        rate_profile=sub_reader.str("rate_profile", "default"),
+        pppoe=sub_reader.integer("pppoe", 200, 0, MAX_SUBSCRIBERS_PER_SITE),
+        chap_share=sub_reader.number("chap_share", 0.5, 0.0, 1.0),
+        username=sub_reader.text("username", "user{n:05d}@{site}"),
+        password=sub_reader.text("password", "pw-{n:05d}"),
+        rate_profile=sub_reader.text("rate_profile", "default"),
     )
     for key, template in (("username", subscribers.username), ("password", subscribers.password)):
         try:
@@ -345,9 +346,9 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
     sub_reader.done()
     dial_reader = r.sub("dial")
     dial = DialSpec(
-        autostart=dial_reader.bool("autostart", True),
-        rate=dial_reader.float("rate", 0.0, 0.0, 100_000.0),
-        max_outstanding=dial_reader.int("max_outstanding", 0, 0, 100_000),
+        autostart=dial_reader.flag("autostart", True),
+        rate=dial_reader.number("rate", 0.0, 0.0, 100_000.0),
+        max_outstanding=dial_reader.integer("max_outstanding", 0, 0, 100_000),
     )
     dial_reader.done()
     r.done()
@@ -355,7 +356,7 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
 
 
 def _parse_pool(r: _Reader, key: str) -> ipaddress.IPv4Network:
-    text = r.str(key, "100.64.0.0/16")
+    text = r.text(key, "100.64.0.0/16")
     try:
         pool = ipaddress.IPv4Network(text)
     except ValueError as exc:

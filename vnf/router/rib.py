@@ -40,7 +40,9 @@ class Rib:
             raise ConfigError("route.next_hop", f"{hop} is outside {self.next_hop_space}")
         return Route(network, hop)
 
-    def offer(self, speaker: str, epoch: int, routes: set[Route]) -> tuple[bool, set[Route], set[Route]]:
+    def offer(
+        self, speaker: str, epoch: int, routes: set[Route]
+    ) -> tuple[bool, set[Route], set[Route]]:
         """Accept (or not) a speaker's full set. Returns (accepted, to_add, to_remove)."""
         if epoch < self.epoch:
             return False, set(), set()

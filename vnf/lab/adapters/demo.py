@@ -132,7 +132,8 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         f"sessions up        {s.get('up', 0)}/{s.get('total', 0)}"
         + (f"  failed {s['failed']} {s['failures']}" if s.get("failed") else ""),
-        f"setup time         {s.get('setup_time_ms', 0)} ms (first PADI → last session established)",
+        f"setup time         {s.get('setup_time_ms', 0)} ms"
+        " (first PADI → last session established)",
         f"setup rate         {s.get('setup_rate', 0)} CPS (MIN: {s.get('setup_rate_min', 0)}"
         f" AVG: {s.get('setup_rate_avg', 0)} MAX: {s.get('setup_rate_max', 0)})",
         "per session (CP)   PADI → accounting start committed: "
@@ -141,7 +142,8 @@ def format_report(report: dict[str, Any]) -> str:
             "per session (emu)  PADI sent → IPCP up: " + _dist_text(d)
             for d in s.get("setup_ms_client", [])
         ),
-        "placement          " + ", ".join(f"{dp} {n}" for dp, n in sorted(report.get("placement", {}).items())),
+        "placement          "
+        + ", ".join(f"{dp} {n}" for dp, n in sorted(report.get("placement", {}).items())),
         "",
         "traffic (UDP, sequence-numbered, subscribers ⇄ server):",
         render(report.get("traffic", []), TRAFFIC_COLUMNS, "table"),

@@ -149,7 +149,9 @@ def _provision(topology: Topology, plan: LabPlan) -> None:
             plan.index,
             site_index,
         ):
-            subscribers.append(Subscriber(s.username, s.password, AuthType(s.auth), spec.rate_profile))
+            subscribers.append(
+                Subscriber(s.username, s.password, AuthType(s.auth), spec.rate_profile)
+            )
     for node in plan.nodes_of(NodeKind.CP):
         assert isinstance(node.config, vnf_config.CpConfig)
         store = Store(node.config.db_path)
@@ -194,7 +196,8 @@ def orchestrator_stub(store: StateStore, lab: str) -> tuple[grpc.Channel, Any]:
 def lab_status(store: StateStore, lab: str, timeout_s: float = 2.0) -> orchestrator_pb2.LabStatus:
     channel, stub = orchestrator_stub(store, lab)
     with channel:
-        return stub.GetStatus(common_pb2.Empty(), timeout=timeout_s)
+        status: orchestrator_pb2.LabStatus = stub.GetStatus(common_pb2.Empty(), timeout=timeout_s)
+        return status
 
 
 def wait_ready(store: StateStore, lab: str, timeout_s: float, progress: Progress) -> None:

@@ -218,11 +218,15 @@ def teardown(state: LabState, progress: Progress = _quiet) -> list[str]:
     return removed
 
 
-def attach(state: LabState, store: StateStore, site: str, target_ns: str, ifname: str) -> Attachment:
+def attach(
+    state: LabState, store: StateStore, site: str, target_ns: str, ifname: str
+) -> Attachment:
     """Give site ``site``'s access segment a spare veth end named ``ifname`` in ``target_ns``."""
     site_names = [s.get("name") for s in state.topology.get("sites", [])] or ["site1"]
     if site not in site_names:
-        raise NotFound(f"no site {site!r} in lab {state.lab} (sites: {', '.join(map(str, site_names))})")
+        raise NotFound(
+            f"no site {site!r} in lab {state.lab} (sites: {', '.join(map(str, site_names))})"
+        )
     bridge = f"br-acc{site_names.index(site) + 1}"
     number = len(state.attachments) + 1
     fabric_ifname = f"x{number}"
@@ -258,4 +262,14 @@ def link_counters(netns_name: str | None, ifname: str) -> dict[str, int]:
     with _ns(netns_name) as ipr:
         link = ipr.get_links(_index(ipr, ifname))[0]
         stats = link.get("IFLA_STATS64") or {}
-        return {k: int(stats.get(k, 0)) for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")}
+        return {
+            k: int(stats.get(k, 0))
+            for k in (
+                "rx_packets",
+                "tx_packets",
+                "rx_bytes",
+                "tx_bytes",
+                "rx_dropped",
+                "tx_dropped",
+            )
+        }

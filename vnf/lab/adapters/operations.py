@@ -41,9 +41,7 @@ def dial_and_wait(
     ``per_site`` maps a site to its own (rate, max outstanding); when given, only those sites'
     emulators dial.
     """
-    emulators = [
-        n for n in client.nodes("emulator") if per_site is None or n.site in per_site
-    ]
+    emulators = [n for n in client.nodes("emulator") if per_site is None or n.site in per_site]
     total = 0
     for node in emulators:
         site_rate, site_outstanding = (per_site or {}).get(node.site, (rate, max_outstanding))

@@ -157,7 +157,9 @@ class StateStore:
             return []
         return sorted(p.parent.name for p in self.root.glob("*/state.json"))
 
-    def allocate(self, lab: str, data_dir: str, topology_file: str, topology: dict[str, Any]) -> LabState:
+    def allocate(
+        self, lab: str, data_dir: str, topology_file: str, topology: dict[str, Any]
+    ) -> LabState:
         """Create the state of a new lab with the lowest free index (0..255)."""
         with self.locked():
             if self.state_path(lab).exists():

@@ -1,0 +1,106 @@
+"""``make bench``: run the benchmarks and write JSON reports to bench/results/.
+
+    python -m bench.run [--only micro,setup,forwarding,memory] [--quick]
+
+Each report carries the machine it ran on; figures meant to be compared (the DP worker
+against kernel forwarding) are measured in the same run and reported as ratios. The macro
+benchmarks need root (namespaces); the micro-benchmarks do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.machine import describe
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+ALL = ("micro", "setup", "forwarding", "memory")
+
+
+def write(name: str, report: dict[str, Any]) -> pathlib.Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = RESULTS / f"{name}-{stamp}.json"
+    report = {"machine": describe(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **report}
+    path.write_text(json.dumps(report, indent=2))
+    return path
+
+
+def micro(quick: bool) -> pathlib.Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"micro-{stamp}.json"
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "bench",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={path}",
+        "--benchmark-columns=min,median,mean,ops",
+        "--benchmark-sort=name",
+    ]
+    if quick:
+        args.append("--benchmark-min-rounds=3")
+    subprocess.run(args, check=True)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated: {', '.join(ALL)}")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    args = parser.parse_args()
+    wanted = [w for w in args.only.split(",") if w]
+    unknown = set(wanted) - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    needs_root = {"setup", "forwarding"} & set(wanted)
+    if needs_root and os.geteuid() != 0:
+        parser.error(f"{', '.join(sorted(needs_root))} need root (network namespaces)")
+    written = []
+    if "micro" in wanted:
+        written.append(micro(args.quick))
+    if "setup" in wanted:
+        from bench import setup_rate
+
+        report = setup_rate.run(
+            subscribers=500 if args.quick else 2000, runs=1 if args.quick else 3
+        )
+        written.append(write("setup_rate", report))
+        print(
+            f"setup rate: {report['setup_rate_avg']} sessions/s "
+            f"(min {report['setup_rate_min']} / max {report['setup_rate_max']} over runs)"
+        )
+    if "forwarding" in wanted:
+        from bench import forwarding
+
+        report = forwarding.run(seconds=3.0 if args.quick else 5.0, repeat=1 if args.quick else 3)
+        written.append(write("forwarding", report))
+        for case in report["cases"]:
+            print(f"{case['case']:32s} {case['frame_size']:4d} B  {case['pps_median']:>10,} pps")
+        print("ratio to kernel:", report["ratio_to_kernel"])
+    if "memory" in wanted:
+        from bench import cp_memory
+
+        report = cp_memory.run(sessions=20_000 if args.quick else 100_000)
+        written.append(write("cp_memory", report))
+        print(
+            f"CP memory: {report['bytes_per_session']} bytes/session at {report['active']} sessions"
+        )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
