@@ -53,6 +53,7 @@ from vnf.engines.ppp_session import (
     LinkUp,
     NetworkUp,
     PapCredentials,
+    Phase,
     PppConfig,
     PppSession,
     Role,
@@ -173,6 +174,8 @@ class ControlPlane:
         self._timers: list[tuple[float, int]] = []
         self._recent_padi: dict[bytes, float] = {}
         self._padi_seen: dict[bytes, tuple[float, float]] = {}  # mac → (padi rx, now)
+        # (group, client MAC, Host-Uniq) → session key, to answer a retransmitted PADR.
+        self._by_padr: dict[tuple[int, bytes, bytes | None], int] = {}
 
     # ------------------------------------------------------------------ DP lifecycle (SCi)
 
@@ -311,19 +314,19 @@ class ControlPlane:
             return
         self.placement.answered(group)
         host_uniq = frame.packet.tag(TagType.HOST_UNIQ)
-        for key in group.members:
+        earlier = self.sessions.by_key.get(
+            self._by_padr.get((group.group_id, frame.src, host_uniq), 0)
+        )
+        if (
+            earlier is not None
+            and earlier.state is SessionState.NEGOTIATING
+            and earlier.ppp.phase is Phase.ESTABLISH
+        ):
             # A retransmitted PADR (our PADS was lost): answer with the same session.
-            s = self.sessions.by_key[key]
-            if (
-                s.client_mac == frame.src
-                and s.host_uniq == host_uniq
-                and s.state is SessionState.NEGOTIATING
-                and s.ppp.phase.name == "ESTABLISH"
-            ):
-                self.counters["padr_retransmits", ""] += 1
-                self._send(group, self.discovery.make_pads(frame, group.mac, s.sid))
-                self.counters["discovery_tx", "pads"] += 1
-                return
+            self.counters["padr_retransmits", ""] += 1
+            self._send(group, self.discovery.make_pads(frame, group.mac, earlier.sid))
+            self.counters["discovery_tx", "pads"] += 1
+            return
         if not group.has_capacity():
             reason = "session_ids_exhausted" if group.session_ids.free == 0 else "pool_exhausted"
             self._refuse(group, frame, reason)
@@ -351,6 +354,7 @@ class ControlPlane:
         )
         s.acct_id = f"{self.acct_prefix}-{s.key:08x}"
         self.sessions.add(s)
+        self._by_padr[group.group_id, frame.src, host_uniq] = s.key
         group.members.add(s.key)
         group.reserved += 1
         self._send(group, self.discovery.make_pads(frame, group.mac, sid))
@@ -468,6 +472,7 @@ class ControlPlane:
         if s.state is not SessionState.NEGOTIATING:
             return
         self.sessions.set_state(s, SessionState.INSTALLING)
+        self._forget_padr(s)
         info = self.placement.serving(group)
         if info is not None:
             self.rules.setdefault(group.dp, []).append(self._rule(s, RuleOp.INSTALL))
@@ -519,6 +524,7 @@ class ControlPlane:
             group.pool.release(s.ipv4)
         group.session_ids.release(s.sid)
         group.members.discard(s.key)
+        self._forget_padr(s)
         self.sessions.remove(s)
         self.counters["sessions_closed", cause.label] += 1
 
@@ -664,6 +670,12 @@ class ControlPlane:
                 heapq.heappush(self._timers, (at, s.key))
 
     # ------------------------------------------------------------------ helpers
+
+    def _forget_padr(self, s: Session) -> None:
+        """Past discovery a PADR for this session can no longer be a retransmission."""
+        padr = (s.group, s.client_mac, s.host_uniq)
+        if self._by_padr.get(padr) == s.key:
+            del self._by_padr[padr]
 
     def _send(self, group: GroupState, frame: bytes) -> None:
         info = self.placement.serving(group)

@@ -186,6 +186,32 @@ def test_expired_cookie_and_cookie_of_another_mac() -> None:
     assert not h.cp.sessions.by_key
 
 
+def test_a_retransmitted_padr_gets_the_same_session() -> None:
+    h = InProcessLab(subscribers=1)
+    client_mac = b"\x02\x00\x00\x00\x00\x42"
+    tags = (Tag(TagType.SERVICE_NAME, b""), Tag(TagType.HOST_UNIQ, b"\x00\x01"))
+    h.punt(
+        encode_discovery_frame(b"\xff" * 6, client_mac, DiscoveryPacket(PppoeCode.PADI, 0, tags))
+    )
+    h.deliver()
+    (pado,) = [f for f in h.sent_to_clients if f[:6] == client_mac]
+    offer = decode_discovery_frame(pado)
+    cookie = offer.packet.tag(TagType.AC_COOKIE)
+    assert cookie is not None
+    padr = DiscoveryPacket(PppoeCode.PADR, 0, (*tags, Tag(TagType.AC_COOKIE, cookie)))
+    for _ in range(2):  # the client did not get our PADS and asks again
+        h.punt(encode_discovery_frame(offer.src, client_mac, padr))
+        h.deliver()
+    pads = [
+        decode_discovery_frame(f).packet
+        for f in h.sent_to_clients
+        if f[:6] == client_mac and f[12:14] == b"\x88\x63" and f[15] == PppoeCode.PADS
+    ]
+    assert len(pads) == 2 and pads[0].session_id == pads[1].session_id != 0
+    assert len(h.cp.sessions) == 1
+    assert h.count("padr_retransmits") == 1
+
+
 def test_padt_for_unknown_session_or_from_the_wrong_mac_is_dropped() -> None:
     h = InProcessLab(subscribers=1)
     h.dial()
