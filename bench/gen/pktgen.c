@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
   setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
   struct sockaddr_ll address = {0};
   address.sll_family = AF_PACKET;
-  address.sll_protocol = htons(ETH_P_ALL);
+  address.sll_protocol = 0;  // transmit only: this socket receives nothing
   address.sll_ifindex = (int)if_nametoindex(ifname);
   if (!address.sll_ifindex) { fprintf(stderr, "pktgen: no interface %s\n", ifname); return 1; }
   if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) { perror("bind"); return 1; }
