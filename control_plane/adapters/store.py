@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from vnf.errors import Conflict
 from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.subscriber import AuthType, Subscriber
 
@@ -171,8 +171,6 @@ class Store:
 
 
 def _regexp(pattern: str, value: str) -> bool:
-    import re
-
     return re.search(pattern, value) is not None
 
 
@@ -307,4 +305,4 @@ def opened(path: str, readonly: bool = False) -> Iterator[Store]:
         store.close()
 
 
-__all__ = ["AccountingQuery", "AccountingWriter", "Conflict", "Store", "opened"]
+__all__ = ["AccountingQuery", "AccountingWriter", "Store", "opened"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import socket
 import struct
 import time
 
@@ -28,16 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from data_plane.io.base import U8, Index, RxBatch
+from vnf.adapters.packet import SOL_PACKET, open_packet_socket
 
-ETH_P_ALL = 0x0003
-SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_PROMISC = 1
 PACKET_STATISTICS = 6
-PACKET_QDISC_BYPASS = 20
-PACKET_IGNORE_OUTGOING = 23
-SO_SNDBUFFORCE = 32
-SO_RCVBUFFORCE = 33
 MSG_DONTWAIT = 0x40
 MSG_TRUNC = 0x20
 UIO_MAXIOV = 1024
@@ -111,24 +103,7 @@ class RawSocketPort:
         promiscuous: bool = True,
     ) -> None:
         self.ifname = ifname
-        # Protocol 0 until bind: the socket receives nothing from other interfaces meanwhile.
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        try:
-            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            _set_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf)
-            _set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)
-            if qdisc_bypass:
-                sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-            sock.bind((ifname, ETH_P_ALL))
-            if promiscuous:
-                mreq = struct.pack(
-                    "iHH8s", socket.if_nametoindex(ifname), PACKET_MR_PROMISC, 0, b""
-                )
-                sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = open_packet_socket(ifname, rcvbuf, sndbuf, promiscuous, qdisc_bypass)
         self._sock = sock
         self._fd = sock.fileno()
         self._rx_cache: dict[tuple[int, int, int, int], _Vectors] = {}
@@ -250,10 +225,3 @@ class RawSocketPort:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, force, size)
-    except PermissionError:
-        sock.setsockopt(socket.SOL_SOCKET, plain, size)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import pathlib
 import signal
 import subprocess
@@ -136,7 +135,3 @@ class LocalBackend:
         for channel in self._channels.values():
             await channel.close()
 
-
-def kill_quietly(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from data_plane.io.base import RxBatch, TxBatch, send_tx
-from data_plane.io.rawsock import ETH_P_ALL, RawSocketPort
+from data_plane.io.rawsock import RawSocketPort
+from vnf.adapters.packet import ETH_P_ALL
 
 pyroute2 = pytest.importorskip("pyroute2")
 from pyroute2 import NetNS, netns  # noqa: E402

@@ -256,20 +256,3 @@ def attach(
     _create_link(link)
     return record
 
-
-def link_counters(netns_name: str | None, ifname: str) -> dict[str, int]:
-    """rx/tx packet and byte counters of an interface, from netlink (IFLA_STATS64)."""
-    with _ns(netns_name) as ipr:
-        link = ipr.get_links(_index(ipr, ifname))[0]
-        stats = link.get("IFLA_STATS64") or {}
-        return {
-            k: int(stats.get(k, 0))
-            for k in (
-                "rx_packets",
-                "tx_packets",
-                "rx_bytes",
-                "tx_bytes",
-                "rx_dropped",
-                "tx_dropped",
-            )
-        }
