@@ -33,13 +33,14 @@ import pathlib
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import NetNS, netns
+
+from vnf.adapters.process import in_netns, write_sysctl
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PKTGEN = ROOT / "bench" / "gen" / "pktgen"
@@ -63,23 +64,6 @@ class Net:
     sink: str
 
 
-def _set_sysctl(ns: str, key: str, value: str) -> None:
-    error: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            netns.setns(ns, flags=0)
-            pathlib.Path("/proc/sys", key).write_text(value)
-        except OSError as exc:
-            error.append(exc)
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-
-
 @contextlib.contextmanager
 def bench_net() -> Iterator[Net]:
     """The three namespaces and two veth pairs; removed on exit whatever happens."""
@@ -91,7 +75,7 @@ def bench_net() -> Iterator[Net]:
             created.append(ns)
             netns.create(ns)
             for key in ("net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/default/disable_ipv6"):
-                _set_sysctl(ns, key, "1")
+                write_sysctl(ns, key, "1")
         with NetNS(net.dut) as dut:
             dut.link("add", ifname="a0", kind="veth", peer={"ifname": "g0", "net_ns_fd": net.gen})
             dut.link("add", ifname="c0", kind="veth", peer={"ifname": "s0", "net_ns_fd": net.sink})
@@ -124,8 +108,8 @@ def kernel_mode(net: Net, on: bool) -> None:
                 ipr.route("del", dst="100.64.0.0/12", gateway="198.18.101.2")
             ipr.flush_addr(index=a0)
             ipr.flush_addr(index=c0)
-    _set_sysctl(net.dut, "net/ipv4/ip_forward", "1" if on else "0")
-    _set_sysctl(net.dut, "net/ipv4/conf/all/rp_filter", "0")
+    write_sysctl(net.dut, "net/ipv4/ip_forward", "1" if on else "0")
+    write_sysctl(net.dut, "net/ipv4/conf/all/rp_filter", "0")
 
 
 _THREADED = """
@@ -149,7 +133,6 @@ def _set_offloads(ns: str, ifname: str, wanted: dict[str, bool]) -> None:
     from pyroute2.ethtool import Ethtool
 
     def apply() -> None:
-        netns.setns(ns, flags=0)
         with Ethtool() as ethtool:
             features = ethtool.get_features(ifname)
             for name, feature in features.features.items():
@@ -158,19 +141,7 @@ def _set_offloads(ns: str, ifname: str, wanted: dict[str, bool]) -> None:
                         feature.enable = enable
             ethtool.set_features(ifname, features)
 
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            apply()
-        except Exception as exc:  # re-raised in the caller's thread
-            error.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
+    in_netns(ns, apply)
 
 
 def _napi_threads() -> dict[int, str]:

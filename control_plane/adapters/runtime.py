@@ -19,6 +19,7 @@ from control_plane.adapters.store import AccountingWriter, Store
 from control_plane.service import ControlPlane, DpRole
 from control_plane.setup_stats import SetupStats
 from vnf.adapters import grpc_server
+from vnf.adapters.process import DeadlineTimer
 from vnf.api import common_pb2, convert, routing_pb2, routing_pb2_grpc, session_control_pb2
 from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.addresses import int_to_ip
@@ -54,8 +55,7 @@ class CpRuntime:
         self.metrics = CpMetrics(core, core.config.name, role, epoch)
         self.writer = AccountingWriter(writer_path, self._committed_threadsafe)
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.timer = DeadlineTimer(self.loop, self._on_timer)
         self._routes_wanted = asyncio.Event()
         self._batch_id = 0
         self._drained = asyncio.Event()
@@ -111,7 +111,7 @@ class CpRuntime:
             self._drained.set()
         else:
             self._drained.clear()
-        self._arm_timer()
+        self.timer.arm(core.next_deadline())
 
     def _rule_batch(
         self, rules: list[SessionRule], replace_all: bool
@@ -133,20 +133,7 @@ class CpRuntime:
 
     # ------------------------------------------------------------------ timers
 
-    def _arm_timer(self) -> None:
-        deadline = self.core.next_deadline()
-        if deadline is None:
-            return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
-
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         self.core.handle_timers(time.monotonic())
         self.flush()
 

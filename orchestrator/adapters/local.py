@@ -134,4 +134,3 @@ class LocalBackend:
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
-

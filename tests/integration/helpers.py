@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
-from pyroute2 import netns
 
 import cli
 from vnf.adapters.packet import open_packet_socket
+from vnf.adapters.process import in_netns
 
 T = TypeVar("T")
 
@@ -31,26 +31,6 @@ def wait_for(
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
         time.sleep(interval)
-
-
-def in_netns(name: str, make: Callable[[], T]) -> T:
-    """Run ``make`` in a thread that entered namespace ``name`` (sockets keep it)."""
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            netns.setns(name, flags=0)
-            result.append(make())
-        except BaseException as exc:  # re-raised in the caller's thread
-            error.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
 
 
 class Capture:

@@ -105,7 +105,7 @@ def test_two_labs_side_by_side_do_not_interfere() -> None:
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("sites:\n  - pool: 10.1.0.0/16\n", "sites[0].pool"),
+        ("sites:\n  - pool: 203.0.113.0/24\n", "sites[0].pool"),
         ("sites: [\n", "not valid YAML"),
         ("name: x\ncolour: blue\n", "colour: unknown field"),
         ("sites:\n  - data_plane: {active: two}\n", "sites[0].data_plane.active"),

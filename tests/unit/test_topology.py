@@ -26,7 +26,7 @@ def test_default_lab_is_the_one_the_issue_describes() -> None:
     ("data", "field", "words"),
     [
         ({"name": "Bad Name"}, "name", "does not match"),
-        ({"sites": [{"pool": "10.0.0.0/16"}]}, "sites[0].pool", "100.64.0.0/10"),
+        ({"sites": [{"pool": "203.0.113.0/24"}]}, "sites[0].pool", "100.64.0.0/10"),
         ({"sites": [{"pool": "not-a-prefix"}]}, "sites[0].pool", "not an IPv4 prefix"),
         ({"sites": [{"groups": 3}]}, "sites[0].groups", "power of two"),
         ({"sites": [{"data_plane": {"active": 0}}]}, "sites[0].data_plane.active", "between 1"),
@@ -37,7 +37,7 @@ def test_default_lab_is_the_one_the_issue_describes() -> None:
             "do not fit",
         ),
         ({"sites": [{"subscriber": {}}]}, "sites[0].subscriber", "unknown field"),
-        ({"control_plane": {"dns": ["8.8.8.8"]}}, "control_plane.dns[0]", "198.18.0.0/15"),
+        ({"control_plane": {"dns": ["192.0.2.53"]}}, "control_plane.dns[0]", "198.18.0.0/15"),
         ({"control_plane": {"auth_methods": ["eap"]}}, "control_plane.auth_methods[0]", "chap"),
         ({"control_plane": {"lcp": {"mru": 9000}}}, "control_plane.lcp.mru", "between"),
         (

@@ -10,6 +10,7 @@ import os
 import pathlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -18,6 +19,69 @@ from pyroute2 import netns
 
 from vnf import config as vnf_config
 from vnf.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def in_netns(name: str | None, work: Callable[[], T]) -> T:
+    """Run ``work`` in a helper thread that entered network namespace ``name`` (None: ours).
+
+    The process's own namespace is untouched. What ``work`` creates there stays there: a
+    socket keeps its namespace, /proc/sys/net is the namespace's own. Its exception, if any,
+    is raised here."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if name:
+                netns.setns(name, flags=0)
+            result.append(work())
+        except BaseException as exc:  # handed to the caller's thread below
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name=f"in-{name or 'self'}")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def write_sysctl(name: str | None, key: str, value: str) -> None:
+    """Write /proc/sys/<key> as seen from namespace ``name``."""
+    try:
+        in_netns(name, lambda: pathlib.Path("/proc/sys", key).write_text(value))
+    except (OSError, ValueError) as exc:
+        raise OSError(f"sysctl {key}={value} in {name or 'root'}: {exc}") from None
+
+
+class DeadlineTimer:
+    """One pending ``loop.call_at`` for an engine's earliest deadline.
+
+    ``arm(deadline)`` after every interaction: it schedules ``fire`` at the deadline unless
+    an earlier or equal call is already pending (the callback re-arms after it runs)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[], None]) -> None:
+        self.loop = loop
+        self.fire = fire
+        self._handle: asyncio.TimerHandle | None = None
+        self._at: float | None = None
+
+    def arm(self, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        if self._handle is not None and self._at is not None and self._at <= deadline:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._at = deadline
+        self._handle = self.loop.call_at(deadline, self._run)
+
+    def _run(self) -> None:
+        self._handle = None
+        self._at = None
+        self.fire()
 
 
 def enter_netns(name: str) -> None:

@@ -14,6 +14,7 @@ import logging
 import socket
 import time
 
+from vnf.adapters.process import DeadlineTimer
 from vnf.codec.ipv4 import build_udp_packet
 from vnf.emulator.fleet import Fleet, SubscriberState
 from vnf.emulator.traffic import TrafficPlan, TrafficRun, payload
@@ -45,8 +46,7 @@ class EmulatorRuntime:
         self.traffic: TrafficRun | None = None
         self.traffic_task: asyncio.Task[None] | None = None
         self.traffic_running = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.timer = DeadlineTimer(self.loop, self._on_timer)
         self.counters = {"rx_frames": 0, "rx_foreign": 0, "tx_frames": 0, "tx_errors": 0}
 
     def start(self) -> None:
@@ -97,22 +97,9 @@ class EmulatorRuntime:
                 except OSError:
                     self.counters["tx_errors"] += 1
             outbox.clear()
-        self._arm_timer()
-
-    def _arm_timer(self) -> None:
-        deadline = self.fleet.next_deadline()
-        if deadline is None:
-            return
-        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
+        self.timer.arm(self.fleet.next_deadline())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         self.fleet.tick(time.monotonic())
         self.flush()
 

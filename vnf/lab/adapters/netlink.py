@@ -13,7 +13,6 @@ import errno
 import os
 import pathlib
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
+from vnf.adapters.process import write_sysctl
 from vnf.errors import Conflict, NotFound
 from vnf.lab.adapters.state import Attachment, LabState, RootLink, StateStore
 from vnf.lab.plan import LabPlan, LinkPlan, MacKind, make_mac
@@ -118,35 +118,12 @@ def _create_link(link: LinkPlan) -> None:
             address, prefix = link.a_address.split("/")
             a.addr("add", index=a_index, address=address, prefixlen=int(prefix))
     if link.a_ns is None:
-        _write_sysctl(None, f"net/ipv6/conf/{link.a_ifname}/disable_ipv6", "1")
+        write_sysctl(None, f"net/ipv6/conf/{link.a_ifname}/disable_ipv6", "1")
 
 
 def set_sysctls(sysctls: tuple[tuple[str, str, str], ...]) -> None:
     for name, key, value in sysctls:
-        _write_sysctl(name, key, value)
-
-
-def _write_sysctl(name: str | None, key: str, value: str) -> None:
-    """Write /proc/sys/<key> as seen from namespace ``name``.
-
-    /proc/sys/net is resolved against the calling thread's network namespace, so a helper
-    thread enters the namespace and writes; the process's own namespace is untouched.
-    """
-    failure: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            if name:
-                netns.setns(name)
-            pathlib.Path("/proc/sys", key).write_text(value)
-        except (OSError, ValueError) as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=write, name=f"sysctl-{name}")
-    thread.start()
-    thread.join()
-    if failure:
-        raise OSError(f"sysctl {key}={value} in {name or 'root'}: {failure[0]}")
+        write_sysctl(name, key, value)
 
 
 def netns_inode(name: str) -> int | None:
@@ -255,4 +232,3 @@ def attach(
     )
     _create_link(link)
     return record
-
