@@ -317,52 +317,10 @@ def run(
     with bench_net() as net:
         if rx == "napi" and dut_cpu is not None:
             napi_on_cpu(net, dut_cpu)
-        up_args = [
-            "-i",
-            "g0",
-            "-d",
-            MAC["group"],
-            "-m",
-            "pppoe",
-            "-n",
-            str(sessions),
-            "-p",
-            POOL_FIRST,
-            "-a",
-            SERVER,
-        ]
-        down_args = [
-            "-i",
-            "s0",
-            "-d",
-            MAC["c0"],
-            "-s",
-            MAC["s0"],
-            "-m",
-            "ipv4",
-            "-n",
-            str(sessions),
-            "-p",
-            POOL_FIRST,
-            "-a",
-            SERVER,
-        ]
-        kernel_args = [
-            "-i",
-            "g0",
-            "-d",
-            MAC["a0"],
-            "-s",
-            MAC["g0"],
-            "-m",
-            "ipv4",
-            "-n",
-            str(sessions),
-            "-p",
-            POOL_FIRST,
-            "-a",
-            SERVER,
-        ]
+        common = ["-n", str(sessions), "-p", POOL_FIRST, "-a", SERVER]
+        up_args = ["-i", "g0", "-d", MAC["group"], "-m", "pppoe", *common]
+        down_args = ["-i", "s0", "-d", MAC["c0"], "-s", MAC["s0"], "-m", "ipv4", *common]
+        kernel_args = ["-i", "g0", "-d", MAC["a0"], "-s", MAC["g0"], "-m", "ipv4", *common]
         for _ in range(repeat):
             for size in sizes:
                 kernel_mode(net, True)

@@ -119,6 +119,12 @@ def receive(
     port: RawSocketPort, want: Callable[[list[bytes]], bool], batch: RxBatch
 ) -> list[bytes]:
     """Test frames received until ``want(frames)``; fails after a deadline."""
+    return _collect(port, want, batch, ETHERTYPE_TEST)
+
+
+def _collect(
+    port: RawSocketPort, want: Callable[[list[bytes]], bool], batch: RxBatch, ethertype: bytes
+) -> list[bytes]:
     got: list[bytes] = []
     poller = select.poll()
     poller.register(port.fileno(), select.POLLIN)
@@ -127,7 +133,7 @@ def receive(
         assert time.monotonic() < deadline, f"gave up waiting: {len(got)} frames"
         poller.poll(100)
         port.recv_batch(batch)
-        got += [f for f in batch.frames() if f[12:14] == ETHERTYPE_TEST]
+        got += [f for f in batch.frames() if f[12:14] == ethertype]
     return got
 
 
@@ -270,14 +276,6 @@ def receive_raw(
 ) -> list[bytes]:
     """Like :func:`receive`, for one ethertype (stray frames such as IPv6 neighbour discovery
     are left out); ``batch`` then holds exactly the frames returned."""
-    got: list[bytes] = []
-    poller = select.poll()
-    poller.register(port.fileno(), select.POLLIN)
-    deadline = time.monotonic() + 5.0
-    while not want(got):
-        assert time.monotonic() < deadline, f"gave up waiting: {len(got)} frames"
-        poller.poll(100)
-        port.recv_batch(batch)
-        got += [f for f in batch.frames() if f[12:14] == ethertype]
+    got = _collect(port, want, batch, ethertype)
     batch.fill(got, batch.rx_ns)
     return got
