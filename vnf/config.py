@@ -90,8 +90,14 @@ class CpConfig:
     rate_profiles: tuple[RateProfileConfig, ...] = ()
     router: str = ""  # gRPC address of the core router's route service
     usage_interval_s: int = 2
-    heartbeat_interval_s: float = 0.5
+    heartbeat_interval_s: float = 0.05  # CP↔DP and CP↔CP, both directions
     max_sessions_per_group: int = 65534
+    # The 1+1 pair and N+1 (docs/redundancy.md).
+    index: int = 0  # 0 for cp-a, 1 for cp-b: epoch parity, and cp-a wins the first election
+    peer: str = ""  # gRPC address of the other CP of the pair; empty without one
+    peer_name: str = ""
+    detect_s: float = 0.25  # silence after which a peer CP or a DP counts as failed
+    headless_timeout_s: float = 120.0  # a DP without an active CP this long flushes (0: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,7 @@ class DpConfig:
     cp_addresses: tuple[str, ...]
     batch_size: int = 256
     io: str = "rawsock"
+    detect_s: float = 0.25  # silence after which a CP stream counts as lost
 
 
 @dataclass(frozen=True, slots=True)

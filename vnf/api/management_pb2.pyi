@@ -94,6 +94,55 @@ class DpState(_message.Message):
 Global___DpState: _TypeAlias = DpState  # noqa: Y015
 
 @_typing.final
+class Takeover(_message.Message):
+    """The last takeover this CP made (a promotion) or drove (a DP failover / group move)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    FROM_NODE_FIELD_NUMBER: _builtins.int
+    TO_NODE_FIELD_NUMBER: _builtins.int
+    AT_WALL_FIELD_NUMBER: _builtins.int
+    DETECTION_MS_FIELD_NUMBER: _builtins.int
+    TAKEOVER_MS_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """cp_failover, cp_switchover, dp_failover, group_move"""
+    from_node: _builtins.str
+    to_node: _builtins.str
+    at_wall: _builtins.float
+    detection_ms: _builtins.float
+    """last sign of life of the failed node → decision"""
+    takeover_ms: _builtins.float
+    """decision → every DP acked its new rules (fenced, installed)"""
+    sessions: _builtins.int
+    """sessions carried over"""
+    groups: _builtins.int
+    epoch: _builtins.int
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        from_node: _builtins.str = ...,
+        to_node: _builtins.str = ...,
+        at_wall: _builtins.float = ...,
+        detection_ms: _builtins.float = ...,
+        takeover_ms: _builtins.float = ...,
+        sessions: _builtins.int = ...,
+        groups: _builtins.int = ...,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_wall", b"at_wall", "detection_ms", b"detection_ms", "epoch", b"epoch", "from_node", b"from_node", "groups", b"groups", "kind", b"kind", "sessions", b"sessions", "takeover_ms", b"takeover_ms", "to_node", b"to_node"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Takeover: _TypeAlias = Takeover  # noqa: Y015
+
+@_typing.final
 class CpStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -104,16 +153,33 @@ class CpStatus(_message.Message):
     GROUPS_FIELD_NUMBER: _builtins.int
     DPS_FIELD_NUMBER: _builtins.int
     UPTIME_S_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    PEER_CONNECTED_FIELD_NUMBER: _builtins.int
+    REPLICATION_SEQ_FIELD_NUMBER: _builtins.int
+    REPLICATION_LAG_FIELD_NUMBER: _builtins.int
+    TAKEOVERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     role: _builtins.str
-    """"active" / "standby" """
+    """"active" / "standby" / "starting" """
     epoch: _builtins.int
     sessions: _builtins.int
     uptime_s: _builtins.float
+    peer: _builtins.str
+    """the other CP of the pair, empty without one"""
+    peer_connected: _builtins.bool
+    """active: standby subscribed; standby: stream up"""
+    replication_seq: _builtins.int
+    """last change produced (active) / applied (standby)"""
+    replication_lag: _builtins.int
+    """changes the standby has not acknowledged yet"""
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupPlacement]: ...
     @_builtins.property
     def dps(self) -> _containers.RepeatedCompositeFieldContainer[Global___DpState]: ...
+    @_builtins.property
+    def takeovers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Takeover]:
+        """most recent last"""
+
     def __init__(
         self,
         *,
@@ -124,14 +190,122 @@ class CpStatus(_message.Message):
         groups: _abc.Iterable[Global___GroupPlacement] | None = ...,
         dps: _abc.Iterable[Global___DpState] | None = ...,
         uptime_s: _builtins.float = ...,
+        peer: _builtins.str = ...,
+        peer_connected: _builtins.bool = ...,
+        replication_seq: _builtins.int = ...,
+        replication_lag: _builtins.int = ...,
+        takeovers: _abc.Iterable[Global___Takeover] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dps", b"dps", "epoch", b"epoch", "groups", b"groups", "name", b"name", "role", b"role", "sessions", b"sessions", "uptime_s", b"uptime_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dps", b"dps", "epoch", b"epoch", "groups", b"groups", "name", b"name", "peer", b"peer", "peer_connected", b"peer_connected", "replication_lag", b"replication_lag", "replication_seq", b"replication_seq", "role", b"role", "sessions", b"sessions", "takeovers", b"takeovers", "uptime_s", b"uptime_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CpStatus: _TypeAlias = CpStatus  # noqa: Y015
+
+@_typing.final
+class SwitchoverRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMEOUT_S_FIELD_NUMBER: _builtins.int
+    timeout_s: _builtins.float
+    def __init__(
+        self,
+        *,
+        timeout_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["timeout_s", b"timeout_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwitchoverRequest: _TypeAlias = SwitchoverRequest  # noqa: Y015
+
+@_typing.final
+class SwitchoverReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_CP_FIELD_NUMBER: _builtins.int
+    TO_CP_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    from_cp: _builtins.str
+    to_cp: _builtins.str
+    epoch: _builtins.int
+    duration_ms: _builtins.float
+    sessions: _builtins.int
+    def __init__(
+        self,
+        *,
+        from_cp: _builtins.str = ...,
+        to_cp: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        duration_ms: _builtins.float = ...,
+        sessions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "epoch", b"epoch", "from_cp", b"from_cp", "sessions", b"sessions", "to_cp", b"to_cp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwitchoverReply: _TypeAlias = SwitchoverReply  # noqa: Y015
+
+@_typing.final
+class MoveGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    TO_DP_FIELD_NUMBER: _builtins.int
+    TIMEOUT_S_FIELD_NUMBER: _builtins.int
+    group_id: _builtins.int
+    to_dp: _builtins.str
+    timeout_s: _builtins.float
+    def __init__(
+        self,
+        *,
+        group_id: _builtins.int = ...,
+        to_dp: _builtins.str = ...,
+        timeout_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "timeout_s", b"timeout_s", "to_dp", b"to_dp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveGroupRequest: _TypeAlias = MoveGroupRequest  # noqa: Y015
+
+@_typing.final
+class MoveGroupReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DP_FIELD_NUMBER: _builtins.int
+    TO_DP_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    from_dp: _builtins.str
+    to_dp: _builtins.str
+    sessions: _builtins.int
+    duration_ms: _builtins.float
+    def __init__(
+        self,
+        *,
+        from_dp: _builtins.str = ...,
+        to_dp: _builtins.str = ...,
+        sessions: _builtins.int = ...,
+        duration_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "from_dp", b"from_dp", "sessions", b"sessions", "to_dp", b"to_dp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MoveGroupReply: _TypeAlias = MoveGroupReply  # noqa: Y015
 
 @_typing.final
 class SessionQuery(_message.Message):

@@ -80,6 +80,16 @@ class ManagementStub:
                 request_serializer=vnf_dot_api_dot_common__pb2.Empty.SerializeToString,
                 response_deserializer=vnf_dot_api_dot_management__pb2.SetupReport.FromString,
                 _registered_method=True)
+        self.Switchover = channel.unary_unary(
+                '/vnf.v1.Management/Switchover',
+                request_serializer=vnf_dot_api_dot_management__pb2.SwitchoverRequest.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_management__pb2.SwitchoverReply.FromString,
+                _registered_method=True)
+        self.MoveGroup = channel.unary_unary(
+                '/vnf.v1.Management/MoveGroup',
+                request_serializer=vnf_dot_api_dot_management__pb2.MoveGroupRequest.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_management__pb2.MoveGroupReply.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -139,6 +149,21 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Switchover(self, request, context):
+        """Planned maintenance, make-before-break (docs/redundancy.md).
+        active CP → standby CP
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MoveGroup(self, request, context):
+        """a group → another DP
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +211,16 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.GetSetupReport,
                     request_deserializer=vnf_dot_api_dot_common__pb2.Empty.FromString,
                     response_serializer=vnf_dot_api_dot_management__pb2.SetupReport.SerializeToString,
+            ),
+            'Switchover': grpc.unary_unary_rpc_method_handler(
+                    servicer.Switchover,
+                    request_deserializer=vnf_dot_api_dot_management__pb2.SwitchoverRequest.FromString,
+                    response_serializer=vnf_dot_api_dot_management__pb2.SwitchoverReply.SerializeToString,
+            ),
+            'MoveGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveGroup,
+                    request_deserializer=vnf_dot_api_dot_management__pb2.MoveGroupRequest.FromString,
+                    response_serializer=vnf_dot_api_dot_management__pb2.MoveGroupReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +466,60 @@ class Management:
             '/vnf.v1.Management/GetSetupReport',
             vnf_dot_api_dot_common__pb2.Empty.SerializeToString,
             vnf_dot_api_dot_management__pb2.SetupReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Switchover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnf.v1.Management/Switchover',
+            vnf_dot_api_dot_management__pb2.SwitchoverRequest.SerializeToString,
+            vnf_dot_api_dot_management__pb2.SwitchoverReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnf.v1.Management/MoveGroup',
+            vnf_dot_api_dot_management__pb2.MoveGroupRequest.SerializeToString,
+            vnf_dot_api_dot_management__pb2.MoveGroupReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,12 @@ class ManagementStub:
     GetStats: _grpc.UnaryUnaryMultiCallable[_common_pb2.Empty, _management_pb2.Stats]
     ListAccounting: _grpc.UnaryStreamMultiCallable[_management_pb2.AccountingQuery, _management_pb2.AccountingPage]
     GetSetupReport: _grpc.UnaryUnaryMultiCallable[_common_pb2.Empty, _management_pb2.SetupReport]
+    Switchover: _grpc.UnaryUnaryMultiCallable[_management_pb2.SwitchoverRequest, _management_pb2.SwitchoverReply]
+    """Planned maintenance, make-before-break (docs/redundancy.md).
+    active CP → standby CP
+    """
+    MoveGroup: _grpc.UnaryUnaryMultiCallable[_management_pb2.MoveGroupRequest, _management_pb2.MoveGroupReply]
+    """a group → another DP"""
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -54,6 +60,12 @@ class ManagementAsyncStub(ManagementStub):
     GetStats: _aio.UnaryUnaryMultiCallable[_common_pb2.Empty, _management_pb2.Stats]  # type: ignore[assignment]
     ListAccounting: _aio.UnaryStreamMultiCallable[_management_pb2.AccountingQuery, _management_pb2.AccountingPage]  # type: ignore[assignment]
     GetSetupReport: _aio.UnaryUnaryMultiCallable[_common_pb2.Empty, _management_pb2.SetupReport]  # type: ignore[assignment]
+    Switchover: _aio.UnaryUnaryMultiCallable[_management_pb2.SwitchoverRequest, _management_pb2.SwitchoverReply]  # type: ignore[assignment]
+    """Planned maintenance, make-before-break (docs/redundancy.md).
+    active CP → standby CP
+    """
+    MoveGroup: _aio.UnaryUnaryMultiCallable[_management_pb2.MoveGroupRequest, _management_pb2.MoveGroupReply]  # type: ignore[assignment]
+    """a group → another DP"""
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -118,5 +130,23 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         request: _common_pb2.Empty,
         context: _ServicerContext,
     ) -> _typing.Union[_management_pb2.SetupReport, _abc.Awaitable[_management_pb2.SetupReport]]: ...
+
+    @_abc_1.abstractmethod
+    def Switchover(
+        self,
+        request: _management_pb2.SwitchoverRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.SwitchoverReply, _abc.Awaitable[_management_pb2.SwitchoverReply]]:
+        """Planned maintenance, make-before-break (docs/redundancy.md).
+        active CP → standby CP
+        """
+
+    @_abc_1.abstractmethod
+    def MoveGroup(
+        self,
+        request: _management_pb2.MoveGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.MoveGroupReply, _abc.Awaitable[_management_pb2.MoveGroupReply]]:
+        """a group → another DP"""
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,21 +25,27 @@ _sym_db = _symbol_database.Default()
 from vnf.api import common_pb2 as vnf_dot_api_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avnf/api/orchestrator.proto\x12\x06vnf.v1\x1a\x14vnf/api/common.proto\"\xe0\x01\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\r\x12\r\n\x05state\x18\x06 \x01(\t\x12\x0e\n\x06health\x18\x07 \x01(\t\x12\x14\n\x0cgrpc_address\x18\x08 \x01(\t\x12\x13\n\x0bmetrics_url\x18\t \x01(\t\x12\r\n\x05netns\x18\n \x01(\t\x12\x0f\n\x07mgmt_ip\x18\x0b \x01(\t\x12\x11\n\texit_code\x18\x0c \x01(\x05\x12\x10\n\x08restarts\x18\r \x01(\r\"\\\n\tLabStatus\x12\x0b\n\x03lab\x18\x01 \x01(\t\x12!\n\x05nodes\x18\x02 \x03(\x0b\x32\x12.vnf.v1.NodeStatus\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x10\n\x08uptime_s\x18\x04 \x01(\x01\"%\n\x0fShutdownRequest\x12\x12\n\ndeadline_s\x18\x01 \x01(\x01\" \n\rShutdownReply\x12\x0f\n\x07stopped\x18\x01 \x01(\r2y\n\x0cOrchestrator\x12-\n\tGetStatus\x12\r.vnf.v1.Empty\x1a\x11.vnf.v1.LabStatus\x12:\n\x08Shutdown\x12\x17.vnf.v1.ShutdownRequest\x1a\x15.vnf.v1.ShutdownReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avnf/api/orchestrator.proto\x12\x06vnf.v1\x1a\x14vnf/api/common.proto\"R\n\x05\x46\x61ult\x12\x1f\n\x04kind\x18\x01 \x01(\x0e\x32\x11.vnf.v1.FaultKind\x12\x0c\n\x04node\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x0c\n\x04hold\x18\x04 \x01(\x08\"H\n\nFaultReply\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\r\x12\x0f\n\x07\x61t_wall\x18\x03 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xe0\x01\n\nNodeStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x0b\n\x03pid\x18\x05 \x01(\r\x12\r\n\x05state\x18\x06 \x01(\t\x12\x0e\n\x06health\x18\x07 \x01(\t\x12\x14\n\x0cgrpc_address\x18\x08 \x01(\t\x12\x13\n\x0bmetrics_url\x18\t \x01(\t\x12\r\n\x05netns\x18\n \x01(\t\x12\x0f\n\x07mgmt_ip\x18\x0b \x01(\t\x12\x11\n\texit_code\x18\x0c \x01(\x05\x12\x10\n\x08restarts\x18\r \x01(\r\"\\\n\tLabStatus\x12\x0b\n\x03lab\x18\x01 \x01(\t\x12!\n\x05nodes\x18\x02 \x03(\x0b\x32\x12.vnf.v1.NodeStatus\x12\r\n\x05ready\x18\x03 \x01(\x08\x12\x10\n\x08uptime_s\x18\x04 \x01(\x01\"%\n\x0fShutdownRequest\x12\x12\n\ndeadline_s\x18\x01 \x01(\x01\" \n\rShutdownReply\x12\x0f\n\x07stopped\x18\x01 \x01(\r*h\n\tFaultKind\x12\x1a\n\x16\x46\x41ULT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46\x41ULT_KIND_KILL\x10\x01\x12\x15\n\x11\x46\x41ULT_KIND_FREEZE\x10\x02\x12\x13\n\x0f\x46\x41ULT_KIND_LINK\x10\x03\x32\xd1\x01\n\x0cOrchestrator\x12-\n\tGetStatus\x12\r.vnf.v1.Empty\x1a\x11.vnf.v1.LabStatus\x12:\n\x08Shutdown\x12\x17.vnf.v1.ShutdownRequest\x1a\x15.vnf.v1.ShutdownReply\x12)\n\x04\x46\x61il\x12\r.vnf.v1.Fault\x1a\x12.vnf.v1.FaultReply\x12+\n\x06Repair\x12\r.vnf.v1.Fault\x1a\x12.vnf.v1.FaultReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnf.api.orchestrator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODESTATUS']._serialized_start=61
-  _globals['_NODESTATUS']._serialized_end=285
-  _globals['_LABSTATUS']._serialized_start=287
-  _globals['_LABSTATUS']._serialized_end=379
-  _globals['_SHUTDOWNREQUEST']._serialized_start=381
-  _globals['_SHUTDOWNREQUEST']._serialized_end=418
-  _globals['_SHUTDOWNREPLY']._serialized_start=420
-  _globals['_SHUTDOWNREPLY']._serialized_end=452
-  _globals['_ORCHESTRATOR']._serialized_start=454
-  _globals['_ORCHESTRATOR']._serialized_end=575
+  _globals['_FAULTKIND']._serialized_start=612
+  _globals['_FAULTKIND']._serialized_end=716
+  _globals['_FAULT']._serialized_start=60
+  _globals['_FAULT']._serialized_end=142
+  _globals['_FAULTREPLY']._serialized_start=144
+  _globals['_FAULTREPLY']._serialized_end=216
+  _globals['_NODESTATUS']._serialized_start=219
+  _globals['_NODESTATUS']._serialized_end=443
+  _globals['_LABSTATUS']._serialized_start=445
+  _globals['_LABSTATUS']._serialized_end=537
+  _globals['_SHUTDOWNREQUEST']._serialized_start=539
+  _globals['_SHUTDOWNREQUEST']._serialized_end=576
+  _globals['_SHUTDOWNREPLY']._serialized_start=578
+  _globals['_SHUTDOWNREPLY']._serialized_end=610
+  _globals['_ORCHESTRATOR']._serialized_start=719
+  _globals['_ORCHESTRATOR']._serialized_end=928
 # @@protoc_insertion_point(module_scope)

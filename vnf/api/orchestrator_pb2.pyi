@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,89 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _FaultKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FaultKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaultKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAULT_KIND_UNSPECIFIED: _FaultKind.ValueType  # 0
+    FAULT_KIND_KILL: _FaultKind.ValueType  # 1
+    """SIGKILL the node's process; restarted unless hold"""
+    FAULT_KIND_FREEZE: _FaultKind.ValueType  # 2
+    """SIGSTOP (Repair: SIGCONT)"""
+    FAULT_KIND_LINK: _FaultKind.ValueType  # 3
+    """cut node ↔ peer on the management network (Repair: restore)"""
+
+class FaultKind(_FaultKind, metaclass=_FaultKindEnumTypeWrapper): ...
+
+FAULT_KIND_UNSPECIFIED: FaultKind.ValueType  # 0
+FAULT_KIND_KILL: FaultKind.ValueType  # 1
+"""SIGKILL the node's process; restarted unless hold"""
+FAULT_KIND_FREEZE: FaultKind.ValueType  # 2
+"""SIGSTOP (Repair: SIGCONT)"""
+FAULT_KIND_LINK: FaultKind.ValueType  # 3
+"""cut node ↔ peer on the management network (Repair: restore)"""
+Global___FaultKind: _TypeAlias = FaultKind  # noqa: Y015
+
+@_typing.final
+class Fault(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
+    PEER_FIELD_NUMBER: _builtins.int
+    HOLD_FIELD_NUMBER: _builtins.int
+    kind: Global___FaultKind.ValueType
+    node: _builtins.str
+    peer: _builtins.str
+    """LINK only"""
+    hold: _builtins.bool
+    """KILL: keep it down until Repair"""
+    def __init__(
+        self,
+        *,
+        kind: Global___FaultKind.ValueType = ...,
+        node: _builtins.str = ...,
+        peer: _builtins.str = ...,
+        hold: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold", b"hold", "kind", b"kind", "node", b"node", "peer", b"peer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Fault: _TypeAlias = Fault  # noqa: Y015
+
+@_typing.final
+class FaultReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    AT_WALL_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    pid: _builtins.int
+    at_wall: _builtins.float
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        at_wall: _builtins.float = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_wall", b"at_wall", "detail", b"detail", "node", b"node", "pid", b"pid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FaultReply: _TypeAlias = FaultReply  # noqa: Y015
 
 @_typing.final
 class NodeStatus(_message.Message):

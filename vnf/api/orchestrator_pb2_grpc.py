@@ -45,6 +45,16 @@ class OrchestratorStub:
                 request_serializer=vnf_dot_api_dot_orchestrator__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=vnf_dot_api_dot_orchestrator__pb2.ShutdownReply.FromString,
                 _registered_method=True)
+        self.Fail = channel.unary_unary(
+                '/vnf.v1.Orchestrator/Fail',
+                request_serializer=vnf_dot_api_dot_orchestrator__pb2.Fault.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_orchestrator__pb2.FaultReply.FromString,
+                _registered_method=True)
+        self.Repair = channel.unary_unary(
+                '/vnf.v1.Orchestrator/Repair',
+                request_serializer=vnf_dot_api_dot_orchestrator__pb2.Fault.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_orchestrator__pb2.FaultReply.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServicer:
@@ -62,6 +72,20 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Fail(self, request, context):
+        """Fault injection, for real (docs/redundancy.md): kill -9 a node's process, SIGSTOP it,
+        or cut the management path between two nodes; Repair undoes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Repair(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +98,16 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=vnf_dot_api_dot_orchestrator__pb2.ShutdownRequest.FromString,
                     response_serializer=vnf_dot_api_dot_orchestrator__pb2.ShutdownReply.SerializeToString,
+            ),
+            'Fail': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fail,
+                    request_deserializer=vnf_dot_api_dot_orchestrator__pb2.Fault.FromString,
+                    response_serializer=vnf_dot_api_dot_orchestrator__pb2.FaultReply.SerializeToString,
+            ),
+            'Repair': grpc.unary_unary_rpc_method_handler(
+                    servicer.Repair,
+                    request_deserializer=vnf_dot_api_dot_orchestrator__pb2.Fault.FromString,
+                    response_serializer=vnf_dot_api_dot_orchestrator__pb2.FaultReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -130,6 +164,60 @@ class Orchestrator:
             '/vnf.v1.Orchestrator/Shutdown',
             vnf_dot_api_dot_orchestrator__pb2.ShutdownRequest.SerializeToString,
             vnf_dot_api_dot_orchestrator__pb2.ShutdownReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnf.v1.Orchestrator/Fail',
+            vnf_dot_api_dot_orchestrator__pb2.Fault.SerializeToString,
+            vnf_dot_api_dot_orchestrator__pb2.FaultReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Repair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnf.v1.Orchestrator/Repair',
+            vnf_dot_api_dot_orchestrator__pb2.Fault.SerializeToString,
+            vnf_dot_api_dot_orchestrator__pb2.FaultReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,12 +34,22 @@ class OrchestratorStub:
     def __new__(cls, channel: _aio.Channel) -> OrchestratorAsyncStub: ...
     GetStatus: _grpc.UnaryUnaryMultiCallable[_common_pb2.Empty, _orchestrator_pb2.LabStatus]
     Shutdown: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ShutdownRequest, _orchestrator_pb2.ShutdownReply]
+    Fail: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.Fault, _orchestrator_pb2.FaultReply]
+    """Fault injection, for real (docs/redundancy.md): kill -9 a node's process, SIGSTOP it,
+    or cut the management path between two nodes; Repair undoes it.
+    """
+    Repair: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.Fault, _orchestrator_pb2.FaultReply]
 
 @_typing.type_check_only
 class OrchestratorAsyncStub(OrchestratorStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetStatus: _aio.UnaryUnaryMultiCallable[_common_pb2.Empty, _orchestrator_pb2.LabStatus]  # type: ignore[assignment]
     Shutdown: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ShutdownRequest, _orchestrator_pb2.ShutdownReply]  # type: ignore[assignment]
+    Fail: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.Fault, _orchestrator_pb2.FaultReply]  # type: ignore[assignment]
+    """Fault injection, for real (docs/redundancy.md): kill -9 a node's process, SIGSTOP it,
+    or cut the management path between two nodes; Repair undoes it.
+    """
+    Repair: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.Fault, _orchestrator_pb2.FaultReply]  # type: ignore[assignment]
 
 class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -55,5 +65,22 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.ShutdownRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.ShutdownReply, _abc.Awaitable[_orchestrator_pb2.ShutdownReply]]: ...
+
+    @_abc_1.abstractmethod
+    def Fail(
+        self,
+        request: _orchestrator_pb2.Fault,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.FaultReply, _abc.Awaitable[_orchestrator_pb2.FaultReply]]:
+        """Fault injection, for real (docs/redundancy.md): kill -9 a node's process, SIGSTOP it,
+        or cut the management path between two nodes; Repair undoes it.
+        """
+
+    @_abc_1.abstractmethod
+    def Repair(
+        self,
+        request: _orchestrator_pb2.Fault,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.FaultReply, _abc.Awaitable[_orchestrator_pb2.FaultReply]]: ...
 
 def add_OrchestratorServicer_to_server(servicer: OrchestratorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,6 +25,23 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CpRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CpRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CpRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CP_ROLE_UNSPECIFIED: _CpRole.ValueType  # 0
+    CP_ROLE_ACTIVE: _CpRole.ValueType  # 1
+    CP_ROLE_STANDBY: _CpRole.ValueType  # 2
+
+class CpRole(_CpRole, metaclass=_CpRoleEnumTypeWrapper): ...
+
+CP_ROLE_UNSPECIFIED: CpRole.ValueType  # 0
+CP_ROLE_ACTIVE: CpRole.ValueType  # 1
+CP_ROLE_STANDBY: CpRole.ValueType  # 2
+Global___CpRole: _TypeAlias = CpRole  # noqa: Y015
+
 class _DpRole:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -128,6 +145,7 @@ class CpMessage(_message.Message):
     ASSIGN_FIELD_NUMBER: _builtins.int
     RULES_FIELD_NUMBER: _builtins.int
     TRANSMIT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     epoch: _builtins.int
     @_builtins.property
     def assign(self) -> Global___Assignment: ...
@@ -137,6 +155,8 @@ class CpMessage(_message.Message):
     def transmit(self) -> _common_pb2.FrameBatch:
         """frames the CP wants sent out of a DP port"""
 
+    @_builtins.property
+    def heartbeat(self) -> Global___CpHeartbeat: ...
     def __init__(
         self,
         *,
@@ -144,16 +164,46 @@ class CpMessage(_message.Message):
         assign: Global___Assignment | None = ...,
         rules: Global___RuleBatch | None = ...,
         transmit: _common_pb2.FrameBatch | None = ...,
+        heartbeat: Global___CpHeartbeat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "body", b"body", "rules", b"rules", "transmit", b"transmit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "body", b"body", "heartbeat", b"heartbeat", "rules", b"rules", "transmit", b"transmit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "body", b"body", "epoch", b"epoch", "rules", b"rules", "transmit", b"transmit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assign", b"assign", "body", b"body", "epoch", b"epoch", "heartbeat", b"heartbeat", "rules", b"rules", "transmit", b"transmit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assign", "rules", "transmit"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["assign", "rules", "transmit", "heartbeat"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___CpMessage: _TypeAlias = CpMessage  # noqa: Y015
+
+@_typing.final
+class CpHeartbeat(_message.Message):
+    """Sent by every CP on every DP stream, active or standby, each heartbeat interval: a DP
+    that hears nothing from its active CP for its detection time calls it silent.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLE_FIELD_NUMBER: _builtins.int
+    SENT_NS_FIELD_NUMBER: _builtins.int
+    CP_FIELD_NUMBER: _builtins.int
+    role: Global___CpRole.ValueType
+    sent_ns: _builtins.int
+    cp: _builtins.str
+    def __init__(
+        self,
+        *,
+        role: Global___CpRole.ValueType = ...,
+        sent_ns: _builtins.int = ...,
+        cp: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cp", b"cp", "role", b"role", "sent_ns", b"sent_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CpHeartbeat: _TypeAlias = CpHeartbeat  # noqa: Y015
 
 @_typing.final
 class Capabilities(_message.Message):
@@ -220,6 +270,7 @@ class Hello(_message.Message):
     INSTALLED_SESSIONS_FIELD_NUMBER: _builtins.int
     CORE_IP_FIELD_NUMBER: _builtins.int
     CORE_PREFIX_LEN_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
     dp_id: _builtins.str
     site: _builtins.str
     highest_epoch: _builtins.int
@@ -232,6 +283,10 @@ class Hello(_message.Message):
     def capabilities(self) -> Global___Capabilities: ...
     @_builtins.property
     def ports(self) -> _containers.RepeatedCompositeFieldContainer[Global___PortInfo]: ...
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """groups it still serves from before (headless)"""
+
     def __init__(
         self,
         *,
@@ -243,10 +298,11 @@ class Hello(_message.Message):
         installed_sessions: _builtins.int = ...,
         core_ip: _builtins.int = ...,
         core_prefix_len: _builtins.int = ...,
+        groups: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "core_ip", b"core_ip", "core_prefix_len", b"core_prefix_len", "dp_id", b"dp_id", "highest_epoch", b"highest_epoch", "installed_sessions", b"installed_sessions", "ports", b"ports", "site", b"site"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "core_ip", b"core_ip", "core_prefix_len", b"core_prefix_len", "dp_id", b"dp_id", "groups", b"groups", "highest_epoch", b"highest_epoch", "installed_sessions", b"installed_sessions", "ports", b"ports", "site", b"site"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,10 +316,16 @@ class GroupAssignment(_message.Message):
     VIRTUAL_MAC_FIELD_NUMBER: _builtins.int
     POOL_NETWORK_FIELD_NUMBER: _builtins.int
     POOL_PREFIX_LEN_FIELD_NUMBER: _builtins.int
+    PREPARE_ONLY_FIELD_NUMBER: _builtins.int
     group_id: _builtins.int
     virtual_mac: _builtins.bytes
     pool_network: _builtins.int
     pool_prefix_len: _builtins.int
+    prepare_only: _builtins.bool
+    """Make-before-break: install the group's tables and accept its session rules, but do
+    not claim its virtual MAC yet (no gratuitous frame). A later assignment naming the
+    group without this flag is the claim.
+    """
     def __init__(
         self,
         *,
@@ -271,10 +333,11 @@ class GroupAssignment(_message.Message):
         virtual_mac: _builtins.bytes = ...,
         pool_network: _builtins.int = ...,
         pool_prefix_len: _builtins.int = ...,
+        prepare_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "pool_network", b"pool_network", "pool_prefix_len", b"pool_prefix_len", "virtual_mac", b"virtual_mac"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "pool_network", b"pool_network", "pool_prefix_len", b"pool_prefix_len", "prepare_only", b"prepare_only", "virtual_mac", b"virtual_mac"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -289,11 +352,19 @@ class Assignment(_message.Message):
     CORE_GATEWAY_FIELD_NUMBER: _builtins.int
     USAGE_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
+    HEADLESS_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    CP_FIELD_NUMBER: _builtins.int
     role: Global___DpRole.ValueType
     core_gateway: _builtins.int
     """the core router's address (next hop for upstream)"""
     usage_interval_ms: _builtins.int
     heartbeat_interval_ms: _builtins.int
+    headless_timeout_ms: _builtins.int
+    """A DP that hears no active CP for this long stops forwarding and flushes its sessions
+    (their addresses may have been handed out again). 0: forward headless forever.
+    """
+    cp: _builtins.str
+    """the name of the CP that sent it"""
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupAssignment]: ...
     def __init__(
@@ -304,10 +375,12 @@ class Assignment(_message.Message):
         core_gateway: _builtins.int = ...,
         usage_interval_ms: _builtins.int = ...,
         heartbeat_interval_ms: _builtins.int = ...,
+        headless_timeout_ms: _builtins.int = ...,
+        cp: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["core_gateway", b"core_gateway", "groups", b"groups", "heartbeat_interval_ms", b"heartbeat_interval_ms", "role", b"role", "usage_interval_ms", b"usage_interval_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["core_gateway", b"core_gateway", "cp", b"cp", "groups", b"groups", "headless_timeout_ms", b"headless_timeout_ms", "heartbeat_interval_ms", b"heartbeat_interval_ms", "role", b"role", "usage_interval_ms", b"usage_interval_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -554,11 +627,21 @@ class Heartbeat(_message.Message):
     RX_FRAMES_FIELD_NUMBER: _builtins.int
     TX_FRAMES_FIELD_NUMBER: _builtins.int
     CPU_PERCENT_FIELD_NUMBER: _builtins.int
+    HIGHEST_EPOCH_FIELD_NUMBER: _builtins.int
+    ACTIVE_CP_FIELD_NUMBER: _builtins.int
+    ACTIVE_SILENT_MS_FIELD_NUMBER: _builtins.int
     sent_ns: _builtins.int
     sessions: _builtins.int
     rx_frames: _builtins.int
     tx_frames: _builtins.int
     cpu_percent: _builtins.float
+    highest_epoch: _builtins.int
+    """Witness report (DESIGN §5, docs/redundancy.md): the newest epoch this DP accepted, the
+    CP that holds it, and how long that CP has been silent toward this DP (0 while it is
+    heard; the largest value when this DP has no active CP at all).
+    """
+    active_cp: _builtins.str
+    active_silent_ms: _builtins.int
     def __init__(
         self,
         *,
@@ -567,10 +650,13 @@ class Heartbeat(_message.Message):
         rx_frames: _builtins.int = ...,
         tx_frames: _builtins.int = ...,
         cpu_percent: _builtins.float = ...,
+        highest_epoch: _builtins.int = ...,
+        active_cp: _builtins.str = ...,
+        active_silent_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_percent", b"cpu_percent", "rx_frames", b"rx_frames", "sent_ns", b"sent_ns", "sessions", b"sessions", "tx_frames", b"tx_frames"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_cp", b"active_cp", "active_silent_ms", b"active_silent_ms", "cpu_percent", b"cpu_percent", "highest_epoch", b"highest_epoch", "rx_frames", b"rx_frames", "sent_ns", b"sent_ns", "sessions", b"sessions", "tx_frames", b"tx_frames"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
