@@ -94,6 +94,21 @@ class IpcpEngine(ControlProtocol):
         self._dns1 = addressing.dns1
         self._dns2 = addressing.dns2
 
+    def resume_opened(self, now: float, addressing: Addressing) -> None:
+        """Be Opened with the values another process agreed (``addressing()`` as it reported
+        them there): no packet, no flag."""
+        self.configure(addressing)
+        if not self.authenticator:
+            # addressing() reports a DNS server as 0 when the AC rejected the option, and the
+            # original stopped asking for it (RFC 1661 §5.4: the next request "does not
+            # include any of the Configuration Options received in the Configure-Reject").
+            self._want = (
+                _WANT_IP
+                | (_WANT_DNS1 if addressing.dns1 else 0)
+                | (_WANT_DNS2 if addressing.dns2 else 0)
+            )
+        self._resume_opened(now)
+
     def addressing(self) -> Addressing:
         want = self._want
         if self.authenticator:

@@ -153,6 +153,21 @@ class LcpEngine(ControlProtocol):
         self._echo_outstanding = 0
         self.rejected_protocol = 0
 
+    def resume_opened(
+        self, now: float, *, peer_magic: int, peer_mru: int, auth_method: AuthMethod | None
+    ) -> None:
+        """Be Opened with the values another process negotiated (``magic`` came with the
+        constructor): no packet, no flag, and the keepalive starts at ``now``."""
+        methods = self._cfg.auth_methods
+        if self.authenticator and auth_method in methods:
+            # A renegotiation's Configure-Request offers the method the link runs with, as
+            # the original's would (a peer that Nak'ed our first choice moved the index).
+            self._auth_index = methods.index(auth_method)
+        self.peer_magic = peer_magic & 0xFFFFFFFF
+        self.peer_mru = peer_mru
+        self.auth_method = auth_method
+        self._resume_opened(now)
+
     # --- option policy ------------------------------------------------------------------
 
     def _build_request(self) -> bytes:

@@ -465,6 +465,25 @@ class ControlProtocol:
             self.reason = "negotiation_failed"  # §4.6 Max-Configure exhausted
         return self._fire(Event.TO_MINUS, now, None, b"")
 
+    def _resume_opened(self, now: float) -> None:
+        """Enter Opened directly with options another process negotiated (a restored session).
+
+        No packet is sent and no :class:`LayerFlag` is returned - the layer was already up, and
+        the peer must not notice - but the this-layer-up hook runs (LCP starts its keepalive at
+        ``now``). The counters are what every path into Opened leaves: in the §4.1 table the
+        last RCA before Opened does irc, the peer's last request was acknowledged (no
+        Max-Failure count) and that Ack made our request Identifier stale.
+        """
+        if self.state is not State.INITIAL:
+            raise LocalProtocolError(f"{self.layer}: cannot resume in state {self.state.name}")
+        self.state = State.OPENED
+        self.deadline = None
+        self.reason = ""
+        self._restart = self._limits.max_configure
+        self._failures = 0
+        self._req_id = -1
+        self._layer_up(now)
+
     # --- received packets ---------------------------------------------------------------
 
     def receive(self, payload: bytes, now: float) -> LayerFlag:

@@ -28,6 +28,20 @@ involved (credentials requested, network up) a renegotiation ends the session wi
 ``"terminated_by_peer"`` instead - the service would otherwise see a second login on one
 session.
 
+*Takeover* (hot standby): :meth:`PppSession.snapshot` captures what an opened link agreed on
+(:class:`PppSnapshot`: the magic numbers, the peer's MRU, the authentication method and user,
+the IPCP addressing) and :meth:`PppSession.restore` builds, in another process, an engine
+already in the Network phase with LCP and IPCP Opened. The automaton states and options are
+set directly, nothing is replayed: the peer sees no packet and the service no event. From then
+on the engine behaves as the original would - keepalive (its schedule restarts at the
+takeover), Terminate, renegotiation, Protocol-Reject. A restored PEER answers a CHAP
+re-challenge as the original does (RFC 1994 §2.1: the authenticator may challenge "at random
+intervals"). Not carried over, because the peer cannot tell: the authenticator's PAP/CHAP
+state (a late duplicate request or response is dropped instead of getting the verdict again -
+the peer had the verdict, or it could not have opened IPCP), the Identifier counters, and our
+own MRU as last negotiated (only a renegotiation's Configure-Request, followed at once by our
+Terminate-Request, would show it; it is ``config.mru`` again).
+
 The session is sans-IO: packets go in through :meth:`receive` as (PPP protocol, payload),
 and out through :meth:`packets_to_send`; :meth:`next_event` drains events; time enters only as
 ``now``; :meth:`get_timer`/:meth:`handle_timer` drive retransmissions and keepalives.
@@ -69,6 +83,7 @@ __all__ = [
     "Phase",
     "PppConfig",
     "PppSession",
+    "PppSnapshot",
     "Role",
 ]
 
@@ -110,6 +125,18 @@ class PppConfig:
     username: str = ""
     password: str = ""
     hostname: str = "vnf"
+
+
+@dataclass(frozen=True, slots=True)
+class PppSnapshot:
+    """What another process needs to carry on an Opened PPP link (LCP and IPCP Opened)."""
+
+    magic: int  # our LCP magic number
+    peer_magic: int  # the peer's LCP magic number (0 if it negotiated none)
+    peer_mru: int  # the peer's MRU (largest info field we may send it)
+    auth_method: AuthMethod | None
+    username: str
+    addressing: Addressing  # as agreed in IPCP (local_ip, peer_ip, dns1, dns2)
 
 
 # --- events (past tense) -----------------------------------------------------------------
@@ -215,6 +242,41 @@ class PppSession:
         self.username = ""
         self.addressing: Addressing | None = None
 
+    @classmethod
+    def restore(
+        cls,
+        role: Role,
+        config: PppConfig,
+        snap: PppSnapshot,
+        now: float,
+        *,
+        random_bytes: Callable[[int], bytes],
+    ) -> PppSession:
+        """An engine carrying on the opened link ``snap`` was taken from (see "Takeover").
+
+        It is in the Network phase with LCP and IPCP Opened, has nothing to send and no
+        event queued, and sends its first Echo-Request ``config.echo_interval_s`` after
+        ``now``. Raises ValueError for an authenticator's snapshot without an auth method.
+        """
+        if role is Role.AUTHENTICATOR and snap.auth_method is None:
+            raise ValueError("an authenticator's snapshot names its auth method")
+        session = cls(role, config, magic=snap.magic, random_bytes=random_bytes)
+        session._lcp.resume_opened(
+            now, peer_magic=snap.peer_magic, peer_mru=snap.peer_mru, auth_method=snap.auth_method
+        )
+        session._ipcp.resume_opened(now, snap.addressing)
+        if role is Role.PEER and snap.auth_method is AuthMethod.CHAP_MD5:
+            peer = ChapPeer(
+                session._out, session._emit, username=config.username, password=config.password
+            )
+            peer.settle()  # a Success or Failure now is a duplicate, as for the original
+            session._peer_auth = peer
+        session._phase = Phase.NETWORK
+        session._progress = _SEEN_LINK_UP | (_AUTH_ANSWERED if snap.auth_method else 0)
+        session.username = snap.username
+        session.addressing = snap.addressing
+        return session
+
     # --- read-only views ----------------------------------------------------------------
 
     @property
@@ -249,6 +311,32 @@ class PppSession:
     @property
     def finished(self) -> bool:
         return bool(self._progress & _FINISHED)
+
+    def snapshot(self) -> PppSnapshot:
+        """What :meth:`restore` needs to carry on this link elsewhere.
+
+        Only an opened link can be taken over: raises ValueError unless the session is in the
+        Network phase with IPCP Opened (not while IPCP renegotiates).
+        """
+        addressing = self.addressing
+        if (
+            self._phase is not Phase.NETWORK
+            or self._ipcp.state is not State.OPENED
+            or addressing is None
+        ):
+            raise ValueError(
+                f"snapshot() needs an opened link (phase {self._phase.value}, "
+                f"IPCP {self._ipcp.state.name})"
+            )
+        lcp = self._lcp
+        return PppSnapshot(
+            magic=lcp.magic,
+            peer_magic=lcp.peer_magic,
+            peer_mru=lcp.peer_mru,
+            auth_method=lcp.auth_method,
+            username=self.username,
+            addressing=addressing,
+        )
 
     # --- sans-IO interface --------------------------------------------------------------
 
