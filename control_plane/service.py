@@ -26,12 +26,28 @@ from __future__ import annotations
 import enum
 import heapq
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from control_plane.aaa.local import SubscriberDirectory
-from control_plane.groups import GroupState, Placement
+from control_plane.groups import DpInfo, GroupState, Placement
+from control_plane.replica import (
+    AccountingWritten,
+    Change,
+    Counts,
+    EpochSet,
+    GroupPlaced,
+    KeysUsed,
+    ReplicaState,
+    SessionClosed,
+    SessionRecord,
+    SessionUpsert,
+    SubscriberPut,
+    SubscriberRemoved,
+    add_counts,
+    sub_counts,
+)
 from control_plane.sessions import Session, SessionState, SessionTable
 from vnf.codec.ethernet import EtherType
 from vnf.codec.ppp import PppProtocol
@@ -44,6 +60,7 @@ from vnf.codec.pppoe import (
     encode_session_frame,
 )
 from vnf.config import CpConfig
+from vnf.engines.lcp import AuthMethod as LcpAuthMethod
 from vnf.engines.ppp_session import (
     Addressing,
     AuthMethod,
@@ -56,6 +73,7 @@ from vnf.engines.ppp_session import (
     Phase,
     PppConfig,
     PppSession,
+    PppSnapshot,
     Role,
 )
 from vnf.engines.pppoe_discovery import AcDiscovery, CookieJar
@@ -71,9 +89,12 @@ from vnf.model.session import (
     TrafficEndpoint,
     Usage,
 )
+from vnf.model.subscriber import Subscriber
 
 PADI_DEDUP_S = 0.5
 REMOVE_ACK_TIMEOUT_S = 5.0
+KEY_BLOCK = 1024  # session keys are replicated as "used up to", a block at a time
+TAKEOVER_HISTORY = 32
 
 _PROTOCOL_NAMES: dict[int, str] = {
     PppProtocol.LCP: "lcp",
@@ -107,11 +128,44 @@ class DpRole(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """What a DP is told when it connects (SCi): its role and the groups it serves."""
+    """What a DP is told when it connects (SCi): its role and the groups it serves.
+    ``prepared``: groups it installs without claiming them yet (make-before-break)."""
 
     role: DpRole
     groups: tuple[SubscriberGroup, ...]
     core_gateway: int
+    prepared: frozenset[int] = frozenset()
+
+
+@dataclass(slots=True)
+class Takeover:
+    """One takeover this CP made or drove: a promotion, a DP failover, a group move."""
+
+    kind: str  # cp_failover, cp_switchover, dp_failover, group_move
+    from_node: str
+    to_node: str
+    at_wall: float
+    detection_ms: float
+    decided: float  # monotonic
+    sessions: int
+    groups: int
+    epoch: int
+    takeover_ms: float = -1.0  # -1 while DPs have not acknowledged everything yet
+    waiting: dict[str, set[int]] = field(default_factory=dict)  # dp → rule keys not acked
+
+    @property
+    def done(self) -> bool:
+        return self.takeover_ms >= 0
+
+
+@dataclass(slots=True)
+class Move:
+    """A planned, make-before-break move of one group to another DP."""
+
+    group_id: int
+    to_dp: str
+    takeover: Takeover
+    waiting: set[int]  # session keys the target has not acknowledged yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +194,24 @@ class ControlPlane:
         directory: SubscriberDirectory,
         random_bytes: Callable[[int], bytes],
         acct_prefix: str = "00000000",
+        wall: Callable[[], float] = lambda: 0.0,
+        active: bool = True,
     ) -> None:
         self.config = config
+        self.wall = wall
+        # Redundancy (docs/redundancy.md). A standby core only mirrors the replica and
+        # tracks which DPs are connected; promote() makes it serve.
+        self.active = active
+        self.epoch = 0
+        self.replica = ReplicaState()
+        self.changes: list[Change] = []  # outbox: to the standby, in order
+        self.standby_sync = False  # hold DP rules until the standby has their change
+        self.acked_seq = 0
+        self._held: deque[tuple[int, str, SessionRule]] = deque()
+        self.takeovers: deque[Takeover] = deque(maxlen=TAKEOVER_HISTORY)
+        self.moves: dict[int, Move] = {}
+        self.moves_done: list[tuple[int, Takeover | None, str]] = []  # outbox
+        self.orphaned: dict[int, float] = {}  # group → since when it has no serving DP
         self.directory = directory
         self.random_bytes = random_bytes
         self.acct_prefix = acct_prefix
@@ -176,11 +246,16 @@ class ControlPlane:
         self._padi_seen: dict[bytes, tuple[float, float]] = {}  # mac → (padi rx, now)
         # (group, client MAC, Host-Uniq) → session key, to answer a retransmitted PADR.
         self._by_padr: dict[tuple[int, bytes, bytes | None], int] = {}
+        if active:
+            for g in self.placement.by_id.values():
+                self._emit(GroupPlaced(g.group_id, g.dp))
 
     # ------------------------------------------------------------------ DP lifecycle (SCi)
 
     def dp_connected(self, dp: str, site: str, now: float) -> None:
-        """A DP said Hello: give it its groups and its complete session set."""
+        """A DP said Hello. The active gives it its groups and its complete session set; a
+        DP that serves no group adopts the site's orphaned groups (their DP failed while no
+        standby was there)."""
         info = self.placement.dps.get(dp)
         if info is None:
             self.counters["dp_rejected", "unknown_dp"] += 1
@@ -188,26 +263,53 @@ class ControlPlane:
         info.connected = True
         info.connected_at = now
         info.last_heartbeat = now
+        self.counters["dp_connects", dp] += 1
+        if not self.active:
+            return
+        for g in self.placement.groups_of(dp):
+            self.orphaned.pop(g.group_id, None)
+        self._sync_dp(dp)
+        orphans = [
+            self.placement.by_id[g]
+            for g in self.orphaned
+            if self.placement.by_id[g].group.site == info.site
+        ]
+        if orphans and not self.placement.groups_of(dp):
+            for group in orphans:
+                self._take_over_group(group, dp, now)
+            self._sync_dp(dp)
+            self.routes_changed = True
+
+    def _sync_dp(self, dp: str) -> list[SessionRule]:
+        """Queue an assignment and a complete (replace-all) rule set for ``dp``."""
         groups = self.placement.groups_of(dp)
-        role = DpRole.ACTIVE if groups or info.role == "active" else DpRole.STANDBY
-        self.assignments[dp] = Assignment(role, tuple(g.group for g in groups), self.core_gateway)
+        prepared = frozenset(m.group_id for m in self.moves.values() if m.to_dp == dp)
+        role = DpRole.ACTIVE if groups else DpRole.STANDBY
+        every = tuple(g.group for g in groups) + tuple(
+            self.placement.by_id[g].group for g in sorted(prepared)
+        )
+        self.assignments[dp] = Assignment(role, every, self.core_gateway, prepared)
         rules = []
-        for g in groups:
+        wanted = [*groups, *(self.placement.by_id[g] for g in prepared)]
+        for g in wanted:
             for key in g.members:
                 s = self.sessions.by_key[key]
                 if s.state in (
                     SessionState.INSTALLING,
                     SessionState.ACTIVE,
                     SessionState.TERMINATING,
-                ):
+                ) and (not self.standby_sync or 0 < s.replicated_at <= self.acked_seq):
                     rules.append(self._rule(s, RuleOp.INSTALL))
                     s.rule_sent = True
         self.full_sync[dp] = rules
         self.rules.pop(dp, None)  # superseded by the full sync
         self.routes_changed = True
-        self.counters["dp_connects", dp] += 1
+        return rules
 
-    def dp_disconnected(self, dp: str, now: float) -> None:
+    def dp_disconnected(self, dp: str, now: float, last_seen: float | None = None) -> None:
+        """A DP's stream ended or went silent: for the active, the DP failed. Its groups
+        move to a connected standby DP of its site (N+1); with none, they wait (orphaned)
+        and their sessions end after the headless timeout unless a DP comes back."""
         info = self.placement.dps.get(dp)
         if info is None or not info.connected:
             return
@@ -215,12 +317,89 @@ class ControlPlane:
         self.tx.pop(dp, None)
         self.rules.pop(dp, None)
         self.counters["dp_disconnects", dp] += 1
+        if not self.active:
+            return
         # Removals waiting for this DP's ack will never get one: close with the last usage.
         for g in self.placement.groups_of(dp):
             for key in list(g.members):
                 s = self.sessions.by_key[key]
                 if s.state is SessionState.REMOVING:
                     self._close(s, now)
+        for move in list(self.moves.values()):
+            if move.to_dp == dp:
+                self._abort_move(move, f"{dp} failed")
+        groups = self.placement.groups_of(dp)
+        if not groups:
+            return
+        standby = self._standby_for(info)
+        seen = last_seen if last_seen is not None else info.last_heartbeat
+        if standby is None:
+            self.counters["dp_failures_without_standby", dp] += 1
+            for g in groups:
+                self.orphaned.setdefault(g.group_id, now)
+            return
+        takeover = Takeover(
+            "dp_failover",
+            dp,
+            standby.name,
+            self.wall(),
+            max(0.0, (now - seen) * 1000.0),
+            now,
+            sum(g.sessions for g in groups),
+            len(groups),
+            self.epoch,
+        )
+        for g in groups:
+            self._take_over_group(g, standby.name, now)
+        self._track(takeover, standby.name, self._sync_dp(standby.name))
+        self.counters["failovers", "dp"] += 1
+
+    def _standby_for(self, failed: DpInfo) -> DpInfo | None:
+        """A connected DP of the same site that serves no group; configured standbys first."""
+        candidates = [
+            d
+            for d in self.placement.dps.values()
+            if d.site == failed.site
+            and d.connected
+            and d.name != failed.name
+            and not self.placement.groups_of(d.name)
+            and not any(m.to_dp == d.name for m in self.moves.values())
+        ]
+        candidates.sort(key=lambda d: (d.role != "standby", d.name))
+        return candidates[0] if candidates else None
+
+    def _take_over_group(self, group: GroupState, dp: str, now: float) -> None:
+        """Break-before-make: ``group`` is served by ``dp`` from now on (its old DP is gone).
+        The sessions keep what the old DP counted as their base."""
+        self.orphaned.pop(group.group_id, None)
+        group.dp = dp
+        self._emit(GroupPlaced(group.group_id, dp))
+        for key in group.members:
+            s = self.sessions.by_key[key]
+            s.base = s.usage
+            s.moved_from = ""
+            if s.replicated_at:
+                self._emit(SessionUpsert(self._record_of(s)))
+        self.routes_changed = True
+
+    def _track(self, takeover: Takeover, dp: str, rules: list[SessionRule]) -> None:
+        """Remember ``takeover`` until ``dp`` acknowledged ``rules``."""
+        takeover.waiting[dp] = {r.session_key for r in rules}
+        if takeover not in self.takeovers:
+            self.takeovers.append(takeover)
+
+    def _acked(self, dp: str, keys: Iterable[int], now: float) -> None:
+        pending = [t for t in self.takeovers if not t.done and dp in t.waiting]
+        if not pending:
+            return
+        keys = set(keys)
+        for t in pending:
+            left = t.waiting[dp]
+            left -= keys
+            if not left:
+                del t.waiting[dp]
+            if not t.waiting:
+                t.takeover_ms = (now - t.decided) * 1000.0
 
     def dp_heartbeat(self, dp: str, sessions: int, now: float) -> None:
         info = self.placement.dps.get(dp)
@@ -228,11 +407,253 @@ class ControlPlane:
             info.last_heartbeat = now
             info.sessions = sessions
 
+    def expire_orphans(self, now: float) -> None:
+        """Sessions of groups without a serving DP for the headless timeout end (their DP
+        flushed them by now); accounting stops with the last counters reported."""
+        timeout = self.config.headless_timeout_s
+        if not self.active or timeout <= 0:
+            return
+        for group_id, since in list(self.orphaned.items()):
+            if now - since < timeout:
+                continue
+            del self.orphaned[group_id]
+            group = self.placement.by_id[group_id]
+            self.counters["orphaned_groups_expired", ""] += 1
+            for key in list(group.members):
+                s = self.sessions.by_key.get(key)
+                if s is not None:
+                    s.cause = TerminateCause.LOST_SERVICE
+                    self._close(s, now)
+
+    # ------------------------------------------------------------------ planned moves
+
+    def start_move(self, group_id: int, to_dp: str, now: float) -> Move:
+        """Make-before-break: install the group on ``to_dp`` first, claim it once every
+        session is acknowledged there (:meth:`rule_ack`), then release the old DP.
+        Raises ValueError with a one-line reason when the move is impossible."""
+        group = self.placement.by_id.get(group_id)
+        if group is None:
+            raise ValueError(f"no subscriber group {group_id}")
+        target = self.placement.dps.get(to_dp)
+        if target is None:
+            raise ValueError(f"no data-plane worker {to_dp!r}")
+        if group.dp == to_dp:
+            raise ValueError(f"group {group_id} is already on {to_dp}")
+        if target.site != group.group.site:
+            raise ValueError(
+                f"{to_dp} is in site {target.site}, group {group_id} in {group.group.site}"
+            )
+        if not target.connected:
+            raise ValueError(f"{to_dp} is not connected")
+        if group_id in self.moves:
+            raise ValueError(f"group {group_id} is already moving")
+        if not self.active:
+            raise ValueError("this control plane is not active")
+        takeover = Takeover(
+            "group_move", group.dp, to_dp, self.wall(), 0.0, now, group.sessions, 1, self.epoch
+        )
+        move = Move(group_id, to_dp, takeover, set())
+        self.moves[group_id] = move
+        rules = self._sync_dp(to_dp)
+        move.waiting = {r.session_key for r in rules if r.group == group_id}
+        self.counters["group_moves", "started"] += 1
+        if not move.waiting:
+            self._complete_move(move, now)
+        return move
+
+    def _complete_move(self, move: Move, now: float) -> None:
+        group = self.placement.by_id[move.group_id]
+        old = group.dp
+        del self.moves[move.group_id]
+        self.orphaned.pop(group.group_id, None)
+        group.dp = move.to_dp
+        self._emit(GroupPlaced(group.group_id, move.to_dp))
+        for key in group.members:
+            s = self.sessions.by_key[key]
+            dp_part = sub_counts(s.usage, s.base)
+            s.base = s.usage
+            s.moved_from, s.moved_usage = old, dp_part
+            if s.replicated_at:
+                self._emit(SessionUpsert(self._record_of(s)))
+        self._sync_dp(move.to_dp)
+        if self.placement.dps.get(old) is not None and self.placement.dps[old].connected:
+            self._sync_dp(old)
+        self.routes_changed = True
+        move.takeover.takeover_ms = (now - move.takeover.decided) * 1000.0
+        self.takeovers.append(move.takeover)
+        self.moves_done.append((move.group_id, move.takeover, ""))
+        self.counters["group_moves", "done"] += 1
+
+    def _abort_move(self, move: Move, reason: str) -> None:
+        del self.moves[move.group_id]
+        if self.placement.dps[move.to_dp].connected:
+            self._sync_dp(move.to_dp)
+        self.moves_done.append((move.group_id, None, reason))
+        self.counters["group_moves", "aborted"] += 1
+
+    # ------------------------------------------------------------------ the 1+1 pair
+
+    def _emit(self, change: Change) -> None:
+        """Apply a replicated change here and queue it for the standby."""
+        self.replica.apply(change)
+        self.changes.append(change)
+
+    def put_subscribers(self, subscribers: Iterable[Subscriber]) -> None:
+        for sub in subscribers:
+            self.directory.put(sub)
+            self._emit(SubscriberPut(sub))
+
+    def remove_subscribers(self, usernames: Iterable[str]) -> None:
+        for name in usernames:
+            self.directory.remove(name)
+            self._emit(SubscriberRemoved(name))
+
+    def mirror(self, changes: Iterable[Change], snapshot: bool = False) -> list[Change]:
+        """Standby: apply the active's changes with the same reducer. Returns those the
+        adapter must make durable here too (accounting records, subscribers)."""
+        if snapshot:
+            self.replica.reset()
+        durable: list[Change] = []
+        for change in changes:
+            self.replica.apply(change)
+            if isinstance(change, SubscriberPut):
+                self.directory.put(change.subscriber)
+                durable.append(change)
+            elif isinstance(change, SubscriberRemoved):
+                self.directory.remove(change.username)
+                durable.append(change)
+            elif isinstance(change, AccountingWritten):
+                durable.append(change)
+        return durable
+
+    def set_standby_sync(self, on: bool) -> None:
+        """While a standby is subscribed, DP rules wait for its acknowledgement."""
+        self.standby_sync = on
+        if not on:
+            self.replication_acked(self.replica.seq)
+
+    def replication_acked(self, seq: int) -> None:
+        self.acked_seq = max(self.acked_seq, seq)
+        held = self._held
+        while held and held[0][0] <= self.acked_seq:
+            _, dp, rule = held.popleft()
+            self.rules.setdefault(dp, []).append(rule)
+
+    def promote(self, epoch: int, now: float, kind: str, from_cp: str, detection_ms: float) -> None:
+        """Become the active CP: rebuild live sessions from the replica and drive every
+        connected DP with ``epoch`` (newer than any it has seen)."""
+        if self.active:
+            return
+        self.active = True
+        self.epoch = epoch
+        self._emit(EpochSet(epoch))
+        for group_id, dp in self.replica.placement.items():
+            group = self.placement.by_id.get(group_id)
+            if group is not None and dp in self.placement.dps:
+                group.dp = dp
+        self.sessions.keys_from(self.replica.next_key)
+        wall = self.wall()
+        for record in self.replica.sessions.values():
+            self._restore(record, now, wall)
+        takeover = Takeover(
+            kind,
+            from_cp,
+            self.config.name,
+            wall,
+            detection_ms,
+            now,
+            len(self.sessions),
+            len(self.replica.placement),
+            epoch,
+        )
+        for name, info in self.placement.dps.items():
+            if info.connected:
+                self._track(takeover, name, self._sync_dp(name))
+        if not takeover.waiting:
+            takeover.takeover_ms = 0.0
+        if takeover not in self.takeovers:
+            self.takeovers.append(takeover)
+        self.counters["failovers", "cp" if kind == "cp_failover" else "cp_switchover"] += 1
+        for info in list(self.placement.dps.values()):
+            if not info.connected and self.placement.groups_of(info.name):
+                info.connected = True  # so that dp_disconnected runs its failover
+                self.dp_disconnected(info.name, now, now)
+        self.routes_changed = True
+
+    def _restore(self, record: SessionRecord, now: float, wall: float) -> None:
+        group = self.placement.by_id.get(record.group)
+        if group is None:
+            return
+        method = LcpAuthMethod.PAP if record.auth == "pap" else LcpAuthMethod.CHAP_MD5
+        snapshot = PppSnapshot(
+            record.magic,
+            record.peer_magic,
+            record.peer_mru,
+            method,
+            record.username,
+            Addressing(group.pool.gateway, record.ipv4, self.dns[0], self.dns[1]),
+        )
+        ppp = PppSession.restore(
+            Role.AUTHENTICATOR, self.ppp_config, snapshot, now, random_bytes=self.random_bytes
+        )
+        s = Session(
+            record.key, record.group, record.sid, record.client_mac, record.host_uniq, ppp, now, now
+        )
+        s.username = record.username
+        s.auth = record.auth
+        s.ipv4 = record.ipv4
+        s.acct_id = record.acct_id
+        s.reserved = False
+        s.rule_sent = False
+        s.started = record.started
+        s.base = record.base
+        s.usage = record.usage
+        s.up_wall = record.up_wall
+        s.interim_wall = record.interim_wall
+        s.replicated_at = max(1, self.replica.seq)
+        group.session_ids.claim(record.sid)
+        group.pool.claim(record.ipv4)
+        group.members.add(s.key)
+        self.sessions.add(s)
+        if record.active:
+            self.sessions.set_state(s, SessionState.ACTIVE)
+            s.up_mono = now - max(0.0, wall - record.up_wall)
+            since = max(0.0, wall - record.interim_wall)
+            s.interim_at = now + max(0.0, self.config.interim_interval_s - since)
+        else:
+            self.sessions.set_state(s, SessionState.INSTALLING)
+        self._schedule(s)
+
+    def _record_of(self, s: Session) -> SessionRecord:
+        return SessionRecord(
+            key=s.key,
+            group=s.group,
+            sid=s.sid,
+            client_mac=s.client_mac,
+            host_uniq=s.host_uniq,
+            username=s.username,
+            auth=s.auth,
+            ipv4=s.ipv4,
+            acct_id=s.acct_id,
+            active=s.state is SessionState.ACTIVE or s.started,
+            started=s.started,
+            up_wall=s.up_wall,
+            interim_wall=s.interim_wall,
+            base=s.base,
+            usage=s.usage,
+            magic=s.ppp.magic,
+            peer_magic=s.ppp.peer_magic,
+            peer_mru=s.ppp.mru,
+        )
+
     # ------------------------------------------------------------------ CPRi: punted frames
 
     def punt(self, dp: str, frame: bytes, rx_time: float, now: float) -> None:
         """One control frame a DP received on its access port. Never raises on garbage."""
         self.counters["punts_rx", dp] += 1
+        if not self.active:
+            self._drop("not_active")
+            return
         if len(frame) < 14:
             self._drop("truncated")
             return
@@ -342,8 +763,11 @@ class ControlPlane:
             magic=int.from_bytes(self.random_bytes(4), "big") or 1,
             random_bytes=self.random_bytes,
         )
+        key = self.sessions.next_key()
+        if key >= self.replica.next_key:
+            self._emit(KeysUsed(key + KEY_BLOCK))
         s = Session(
-            self.sessions.next_key(),
+            key,
             group.group_id,
             sid,
             frame.src,
@@ -400,7 +824,12 @@ class ControlPlane:
             return
         s = self.sessions.get(group.group_id, frame.session_id)
         if s is None:
+            # A session this CP does not know (it was negotiating when the active it took
+            # over from failed, or it ended): tell the client at once rather than let it
+            # wait for its echo timeout.
             self._drop("unknown_session")
+            self._send(group, self.discovery.make_padt(frame.src, group.mac, frame.session_id))
+            self.counters["discovery_tx", "padt_unknown_session"] += 1
             return
         if s.client_mac != frame.src:
             self._drop("wrong_mac")
@@ -473,9 +902,10 @@ class ControlPlane:
             return
         self.sessions.set_state(s, SessionState.INSTALLING)
         self._forget_padr(s)
-        info = self.placement.serving(group)
-        if info is not None:
-            self.rules.setdefault(group.dp, []).append(self._rule(s, RuleOp.INSTALL))
+        # The standby learns of the session before any DP forwards for it.
+        self._emit(SessionUpsert(self._record_of(s)))
+        s.replicated_at = self.replica.seq
+        if self._queue_rule(group, self._rule(s, RuleOp.INSTALL)):
             s.rule_sent = True
         # else: installed by the full sync when the DP (re)connects.
 
@@ -500,10 +930,9 @@ class ControlPlane:
             SessionState.TERMINATING,
         ):
             self.sessions.set_state(s, SessionState.REMOVING)
-            if self.placement.serving(group) is None:
+            if not self._queue_rule(group, self._rule(s, RuleOp.REMOVE)):
                 self._close(s, now)
                 return
-            self.rules.setdefault(group.dp, []).append(self._rule(s, RuleOp.REMOVE))
             s.remove_deadline = now + REMOVE_ACK_TIMEOUT_S
             self._schedule(s)
             return
@@ -516,7 +945,12 @@ class ControlPlane:
         group = self.placement.by_id[s.group]
         cause = s.cause or TerminateCause.NAS_ERROR
         if s.started:
-            self.accounting.append(self._record(s, RecordType.STOP, now, cause.label))
+            self._account(self._record(s, RecordType.STOP, now, cause.label))
+        if s.replicated_at:
+            self._emit(SessionClosed(s.key))
+        move = self.moves.get(s.group)
+        if move is not None:
+            move.waiting.discard(s.key)
         if s.reserved:
             group.reserved -= 1
             s.reserved = False
@@ -533,15 +967,25 @@ class ControlPlane:
     def rule_ack(
         self, dp: str, results: Iterable[RuleResult], final: Iterable[Usage], now: float
     ) -> None:
-        for usage in final:
-            s = self.sessions.by_key.get(usage.session_key)
-            if s is not None:
-                s.usage = (usage.up_packets, usage.up_bytes, usage.down_packets, usage.down_bytes)
+        self.usage(final, dp)
+        results = list(results)
+        self._acked(dp, (r.session_key for r in results), now)
         for result in results:
             s = self.sessions.by_key.get(result.session_key)
             if s is None:
                 self.counters["acks_unknown_session", ""] += 1
                 continue
+            move = self.moves.get(s.group)
+            if move is not None and move.to_dp == dp:
+                if not result.ok and s.state is not SessionState.REMOVING:
+                    self._abort_move(move, f"{dp} refused session {s.key}: {result.error}")
+                    continue
+                move.waiting.discard(s.key)
+                if not move.waiting:
+                    self._complete_move(move, now)
+                continue  # the serving DP's ack decides the session's state
+            if self.placement.by_id[s.group].dp != dp:
+                continue  # an ack from a DP that no longer serves the group
             if s.state is SessionState.INSTALLING:
                 if result.ok:
                     self._activate(s, now)
@@ -557,21 +1001,36 @@ class ControlPlane:
 
     def _activate(self, s: Session, now: float) -> None:
         self.sessions.set_state(s, SessionState.ACTIVE)
+        if s.started:  # restored after a takeover: the start was written before
+            self._emit(SessionUpsert(self._record_of(s)))
+            return
         s.up_mono = now
+        s.up_wall = s.interim_wall = self.wall()
         s.started = True
         s.interim_at = now + self.config.interim_interval_s
+        self._emit(SessionUpsert(self._record_of(s)))
         record = self._record(s, RecordType.START, now)
-        self.accounting.append(record)
+        self._account(record)
         self.starts.append(PendingStart(record, s.padi_mono))
         self.counters["sessions_established", ""] += 1
         self._schedule(s)
 
-    def usage(self, reports: Iterable[Usage]) -> None:
+    def usage(self, reports: Iterable[Usage], dp: str = "") -> None:
+        """Cumulative counters from ``dp`` (empty: the serving DP). A session's total is
+        its base (what earlier DPs counted) plus its serving DP's count; the final count of
+        the DP a planned move took it from still lands in the base."""
         by_key = self.sessions.by_key
         for u in reports:
             s = by_key.get(u.session_key)
-            if s is not None:
-                s.usage = (u.up_packets, u.up_bytes, u.down_packets, u.down_bytes)
+            if s is None:
+                continue
+            counts: Counts = (u.up_packets, u.up_bytes, u.down_packets, u.down_bytes)
+            if dp and s.moved_from == dp:
+                s.base = add_counts(s.base, sub_counts(counts, s.moved_usage))
+                s.usage = add_counts(s.usage, sub_counts(counts, s.moved_usage))
+                s.moved_usage = counts
+            elif not dp or self.placement.by_id[s.group].dp == dp:
+                s.usage = add_counts(s.base, counts)
 
     # ------------------------------------------------------------------ management
 
@@ -647,7 +1106,9 @@ class ControlPlane:
                 self._close(s, now)
                 continue
             if s.state is SessionState.ACTIVE and now >= s.interim_at:
-                self.accounting.append(self._record(s, RecordType.INTERIM, now))
+                s.interim_wall = self.wall()
+                self._emit(SessionUpsert(self._record_of(s)))
+                self._account(self._record(s, RecordType.INTERIM, now))
                 s.interim_at += self.config.interim_interval_s
                 if s.interim_at <= now:  # we were late by more than an interval: don't burst
                     s.interim_at = now + self.config.interim_interval_s
@@ -676,6 +1137,29 @@ class ControlPlane:
         padr = (s.group, s.client_mac, s.host_uniq)
         if self._by_padr.get(padr) == s.key:
             del self._by_padr[padr]
+
+    def _queue_rule(self, group: GroupState, rule: SessionRule) -> bool:
+        """Queue ``rule`` for the group's serving DP (and the target of a move in progress),
+        behind the standby's acknowledgement when one is subscribed. False: no DP to send
+        it to."""
+        targets = []
+        if self.placement.serving(group) is not None:
+            targets.append(group.dp)
+        move = self.moves.get(group.group_id)
+        if move is not None:
+            targets.append(move.to_dp)
+            if rule.op is RuleOp.INSTALL:
+                move.waiting.add(rule.session_key)
+        for dp in targets:
+            if self.standby_sync and self.replica.seq > self.acked_seq:
+                self._held.append((self.replica.seq, dp, rule))
+            else:
+                self.rules.setdefault(dp, []).append(rule)
+        return bool(targets)
+
+    def _account(self, record: AccountingRecord) -> None:
+        self.accounting.append(record)
+        self._emit(AccountingWritten(record))
 
     def _send(self, group: GroupState, frame: bytes) -> None:
         info = self.placement.serving(group)
@@ -718,6 +1202,7 @@ class ControlPlane:
             down_packets=down_p,
             down_bytes=down_b,
             terminate_cause=cause,
+            wall_time=self.wall(),
         )
 
     def drain_tx(self) -> dict[str, list[bytes]]:

@@ -33,17 +33,22 @@ class Session:
     __slots__ = (
         "acct_id",
         "auth",
+        "base",
         "cause",
         "client_mac",
         "created",
         "group",
         "host_uniq",
         "interim_at",
+        "interim_wall",
         "ipv4",
         "key",
+        "moved_from",
+        "moved_usage",
         "padi_mono",
         "ppp",
         "remove_deadline",
+        "replicated_at",
         "reserved",
         "rule_sent",
         "sid",
@@ -51,6 +56,7 @@ class Session:
         "state",
         "timer_at",
         "up_mono",
+        "up_wall",
         "usage",
         "username",
     )
@@ -83,7 +89,13 @@ class Session:
         self.interim_at = 0.0
         self.remove_deadline = 0.0
         self.timer_at: float | None = None
-        self.usage: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.usage: tuple[int, int, int, int] = (0, 0, 0, 0)  # total, base included
+        self.base: tuple[int, int, int, int] = (0, 0, 0, 0)  # counted by earlier DPs
+        self.moved_from = ""  # the DP a planned move took it from (its final count pending)
+        self.moved_usage: tuple[int, int, int, int] = (0, 0, 0, 0)  # that DP's count then
+        self.up_wall = 0.0
+        self.interim_wall = 0.0
+        self.replicated_at = 0  # replication seq of its first record; 0: not replicated
         self.cause: TerminateCause | None = None
         self.reserved = True  # holds one unit of its group's address capacity
         self.rule_sent = False
@@ -104,6 +116,10 @@ class SessionTable:
         key = self._next_key
         self._next_key += 1
         return key
+
+    def keys_from(self, next_key: int) -> None:
+        """Never hand out a key below ``next_key`` (keys used before a takeover)."""
+        self._next_key = max(self._next_key, next_key)
 
     def add(self, session: Session) -> None:
         self.by_key[session.key] = session

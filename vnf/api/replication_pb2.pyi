@@ -171,11 +171,14 @@ class Change(_message.Message):
     EPOCH_FIELD_NUMBER: _builtins.int
     ACCOUNTING_FIELD_NUMBER: _builtins.int
     NEXT_KEY_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_FIELD_NUMBER: _builtins.int
+    SUBSCRIBER_REMOVED_FIELD_NUMBER: _builtins.int
     session_closed: _builtins.int
     """the session key"""
     epoch: _builtins.int
     next_key: _builtins.int
     """session keys below this are used"""
+    subscriber_removed: _builtins.str
     @_builtins.property
     def session(self) -> Global___SessionRecord:
         """insert or replace"""
@@ -184,6 +187,10 @@ class Change(_message.Message):
     def placed(self) -> Global___GroupPlaced: ...
     @_builtins.property
     def accounting(self) -> _management_pb2.AccountingRecord: ...
+    @_builtins.property
+    def subscriber(self) -> _management_pb2.Subscriber:
+        """the subscriber store: insert or replace"""
+
     def __init__(
         self,
         *,
@@ -193,12 +200,14 @@ class Change(_message.Message):
         epoch: _builtins.int = ...,
         accounting: _management_pb2.AccountingRecord | None = ...,
         next_key: _builtins.int = ...,
+        subscriber: _management_pb2.Subscriber | None = ...,
+        subscriber_removed: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed", "subscriber", b"subscriber", "subscriber_removed", b"subscriber_removed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed", "subscriber", b"subscriber", "subscriber_removed", b"subscriber_removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["session", "session_closed", "placed", "epoch", "accounting", "next_key"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["session", "session_closed", "placed", "epoch", "accounting", "next_key", "subscriber", "subscriber_removed"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

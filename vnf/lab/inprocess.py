@@ -5,14 +5,19 @@ Used by the control plane's tests and by the CP memory benchmark. The stand-in b
 real DPs do toward the CP: broadcast frames are punted by every active DP of the site, unicast
 ones by the DP serving the destination's group; rule batches are acknowledged (final usage for
 removals), and frames the CP transmits reach the clients.
+
+With ``pair=True`` a second, standby core mirrors the active's replicated changes (each
+delivery is one replication round trip) and :meth:`InProcessLab.fail_active` promotes it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 from control_plane.aaa.local import SubscriberDirectory
+from control_plane.replica import AccountingWritten
 from control_plane.service import ControlPlane
 from vnf.clock import FakeClock
 from vnf.config import CpConfig
@@ -35,6 +40,7 @@ class InProcessLab:
         topology: dict[str, object] | None = None,
         config_edit: Callable[[CpConfig], CpConfig] | None = None,
         seed_store: bool = True,
+        pair: bool = False,
     ) -> None:
         data = topology or {"sites": [{"subscribers": {"pppoe": subscribers}}]}
         topo = parse_topology(data)
@@ -59,7 +65,26 @@ class InProcessLab:
         if seed_store:
             for s in self.lab_subscribers:
                 self.directory.put(Subscriber(s.username, s.password, AuthType(s.auth)))
-        self.cp = ControlPlane(config, self.directory, os.urandom, acct_prefix="test")
+        self.cp = ControlPlane(
+            config, self.directory, os.urandom, acct_prefix="test", wall=self.clock
+        )
+        self.standby: ControlPlane | None = None
+        self.mirrored: list[AccountingRecord] = []  # what the standby wrote to its store
+        if pair:
+            standby_directory = SubscriberDirectory()
+            for sub in self.directory.all():
+                standby_directory.put(sub)
+            self.standby = ControlPlane(
+                replace(config, name="cp-b", index=1),
+                standby_directory,
+                os.urandom,
+                acct_prefix="tst2",
+                wall=self.clock,
+                active=False,
+            )
+            self.standby.mirror(self.cp.replica.snapshot(), snapshot=True)
+            self.cp.changes.clear()
+            self.cp.set_standby_sync(True)
         self.dps = [d.name for d in config.dps]
         self.connected: set[str] = set()
         for dp in self.dps:
@@ -82,10 +107,35 @@ class InProcessLab:
     def connect(self, dp: str) -> None:
         self.connected.add(dp)
         self.cp.dp_connected(dp, "site1", self.clock())
+        if self.standby is not None:
+            self.standby.dp_connected(dp, "site1", self.clock())
 
     def disconnect(self, dp: str) -> None:
         self.connected.discard(dp)
         self.cp.dp_disconnected(dp, self.clock())
+        if self.standby is not None:
+            self.standby.dp_disconnected(dp, self.clock())
+
+    def replicate(self) -> None:
+        """One replication round trip: the standby applies the changes and acknowledges."""
+        if self.standby is None:
+            return
+        changes, self.cp.changes = self.cp.changes, []
+        for change in self.standby.mirror(changes):
+            if isinstance(change, AccountingWritten):
+                self.mirrored.append(change.record)
+        self.cp.replication_acked(self.cp.replica.seq)
+
+    def fail_active(self) -> ControlPlane:
+        """The active dies (nothing it had not replicated survives); the standby promotes
+        with a newer epoch. Returns the dead core."""
+        assert self.standby is not None
+        dead, self.cp = self.cp, self.standby
+        self.standby = None
+        epoch = max(dead.epoch, self.cp.replica.epoch) + 1
+        self.cp.promote(epoch, self.clock(), "cp_failover", dead.config.name, 0.0)
+        self.deliver()
+        return dead
 
     def serving_dp(self, frame: bytes) -> str | None:
         group = self.cp.placement.by_mac.get(frame[:6])
@@ -113,6 +163,12 @@ class InProcessLab:
 
     def deliver(self) -> None:
         now = self.clock()
+        self.replicate()
+        for dp, assignment in self.cp.assignments.items():
+            wanted = {g.group_id for g in assignment.groups}
+            table = self.installed.setdefault(dp, {})
+            for key in [k for k, r in table.items() if r.group not in wanted]:
+                del table[key]
         self.cp.assignments.clear()
         for dp, rules in list(self.cp.full_sync.items()):
             self.installed[dp] = {}
