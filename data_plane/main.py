@@ -1,9 +1,9 @@
 """Data-plane worker process: ``python -m data_plane.main --config dp-site1-1.json``.
 
 Wiring only: enter the node's namespace, open the access and core packet sockets there, run
-the batch fast path on the event loop, keep the session-control stream to the CP (with
-reconnect; headless forwarding meanwhile), serve DataPlaneAdmin + health + reflection and
-/metrics on the management address.
+the batch fast path on the event loop, keep a session-control stream to every CP of the pair
+(each with reconnect; following the active one, headless forwarding while there is none),
+serve DataPlaneAdmin + health + reflection and /metrics on the management address.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def serve(config: vnf_config.DpConfig) -> None:
     runtime.start_io()
     await server.start()
     tasks = [
-        asyncio.create_task(runtime.cp_loop(), name="cp"),
+        asyncio.create_task(runtime.cp_loop(), name="cp-streams"),
         asyncio.create_task(runtime.periodic(), name="periodic"),
     ]
     log.info("data plane serving", extra={"fields": {"grpc": config.endpoint.grpc}})

@@ -21,7 +21,7 @@ for it and upstream packets drop as ``no_next_hop``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -215,10 +215,10 @@ class Worker:
         return out
 
     # ---- frames the worker originates ---------------------------------------------------
-    def claim_frames(self) -> list[bytes]:
-        """One gratuitous broadcast per group, from its virtual MAC, so the access bridge
-        learns the MAC on our port: ethertype 0x88B5, payload ``b"vnf-claim"`` + the group
-        id as 4 bytes, big-endian."""
+    def claim_frames(self, group_ids: Collection[int] | None = None) -> list[bytes]:
+        """One gratuitous broadcast per group (only those of ``group_ids`` that we hold, when
+        given), from its virtual MAC, so the access bridge learns the MAC on our port:
+        ethertype 0x88B5, payload ``b"vnf-claim"`` + the group id as 4 bytes, big-endian."""
         return [
             BROADCAST_MAC
             + g.virtual_mac
@@ -226,6 +226,7 @@ class Worker:
             + CLAIM_MAGIC
             + g.group_id.to_bytes(4, "big")
             for g in sorted(self.groups, key=lambda g: g.group_id)
+            if group_ids is None or g.group_id in group_ids
         ]
 
     def announce_frame(self) -> bytes:

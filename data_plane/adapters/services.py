@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
 from data_plane.adapters.runtime import DpRuntime
-from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge
+from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge, gauges
 from vnf.api import common_pb2, dataplane_admin_pb2, dataplane_admin_pb2_grpc, management_pb2
 
 
@@ -40,6 +40,14 @@ HELP = {
     "punts_sent": "Punted frames sent to the CP",
     "punts_dropped_headless": "Control frames dropped while no CP was reachable",
     "stale_epoch_messages": "CP messages refused because their epoch was older (fencing)",
+    "not_from_active": "CP rules and transmit frames refused: not from the active CP stream",
+    "cp_connects": "CP streams established (a first message received)",
+    "cp_silent": "CP streams cancelled after hearing nothing for the detection time",
+    "active_cp_changes": "Times the DP started following a different active CP",
+    "headless_flushes": "Sessions and groups flushed after the headless timeout",
+    "assignments_refused": "CP assignments the worker could not apply",
+    "frames_transmitted_for_cp": "Frames sent out of a port for the CP",
+    "rule_batches": "Session rule batches applied",
 }
 
 
@@ -54,8 +62,27 @@ class DpMetrics:
         const = {"worker": rt.config.name, "site": rt.config.site}
         yield from counter_families("vnf_dp", counters(rt), LABELS, HELP, const)
         yield gauge("vnf_dp_sessions", "Installed sessions", rt.worker.session_count, const)
-        yield gauge("vnf_dp_cp_connected", "1 while the CP stream is up", rt.connected, const)
+        now = time.monotonic()
+        yield gauge("vnf_dp_cp_connected", "1 while an active CP stream is up", rt.connected, const)
         yield gauge("vnf_dp_epoch", "Newest CP epoch accepted", rt.epoch, const)
+        yield gauge("vnf_dp_headless", "1 while no active CP stream is up", not rt.connected, const)
+        yield gauge(
+            "vnf_dp_headless_seconds",
+            "Seconds without an active CP stream",
+            rt.headless_s(now),
+            const,
+        )
+        yield gauge(
+            "vnf_dp_active_cp",
+            "1 with the name of the CP this worker follows; 0 with an empty name while headless",
+            rt.connected,
+            {**const, "cp": rt.active_cp},
+        )
+        yield gauges(
+            "vnf_dp_cp_stream_up",
+            "1 while the stream to this CP address has delivered a message",
+            (({**const, "address": link.address}, link.up) for link in rt.links),
+        )
         yield gauge("vnf_dp_groups", "Subscriber groups served", len(rt.worker.groups), const)
         yield gauge(
             "vnf_dp_role_active", "1 when the worker serves groups", rt.role == "active", const
@@ -79,7 +106,7 @@ class DataPlaneAdminServicer(dataplane_admin_pb2_grpc.DataPlaneAdminServicer):
             epoch=rt.epoch,
             groups=sorted(g.group_id for g in rt.worker.groups),
             sessions=rt.worker.session_count,
-            headless_s=0.0 if rt.connected else time.monotonic() - rt.disconnected_since,
+            headless_s=rt.headless_s(time.monotonic()),
             access_ifname=rt.config.access_ifname,
             core_ifname=rt.config.core_ifname,
         )
