@@ -212,6 +212,7 @@ class ControlPlane:
         self.moves: dict[int, Move] = {}
         self.moves_done: list[tuple[int, Takeover | None, str]] = []  # outbox
         self.orphaned: dict[int, float] = {}  # group → since when it has no serving DP
+        self._unseen: dict[str, float] = {}  # DP → deadline to reach us after a takeover
         self.directory = directory
         self.random_bytes = random_bytes
         self.acct_prefix = acct_prefix
@@ -409,9 +410,20 @@ class ControlPlane:
 
     def expire_orphans(self, now: float) -> None:
         """Sessions of groups without a serving DP for the headless timeout end (their DP
-        flushed them by now); accounting stops with the last counters reported."""
+        flushed them by now); accounting stops with the last counters reported. DPs that did
+        not reach us within the detection time after a takeover fail over."""
+        if not self.active:
+            return
+        for dp, deadline in list(self._unseen.items()):
+            info = self.placement.dps[dp]
+            if info.connected:
+                del self._unseen[dp]
+            elif now >= deadline:
+                del self._unseen[dp]
+                info.connected = True  # so that dp_disconnected runs its failover
+                self.dp_disconnected(dp, now)
         timeout = self.config.headless_timeout_s
-        if not self.active or timeout <= 0:
+        if timeout <= 0:
             return
         for group_id, since in list(self.orphaned.items()):
             if now - since < timeout:
@@ -574,10 +586,12 @@ class ControlPlane:
         if takeover not in self.takeovers:
             self.takeovers.append(takeover)
         self.counters["failovers", "cp" if kind == "cp_failover" else "cp_switchover"] += 1
-        for info in list(self.placement.dps.values()):
-            if not info.connected and self.placement.groups_of(info.name):
-                info.connected = True  # so that dp_disconnected runs its failover
-                self.dp_disconnected(info.name, now, now)
+        if kind != "cp_start":
+            # A DP serving groups that is not connected to us may be dead (or just slower
+            # to reach us): fail it over unless it connects within the detection time.
+            for info in self.placement.dps.values():
+                if not info.connected and self.placement.groups_of(info.name):
+                    self._unseen[info.name] = now + self.config.detect_s
         self.routes_changed = True
 
     def _restore(self, record: SessionRecord, now: float, wall: float) -> None:

@@ -10,7 +10,7 @@ import grpc
 
 from control_plane.adapters.runtime import CpRuntime
 from control_plane.adapters.store import AccountingQuery
-from control_plane.service import SessionQuery
+from control_plane.service import ControlPlane, SessionQuery, Takeover
 from control_plane.sessions import Session, SessionState
 from vnf.api import (
     common_pb2,
@@ -44,7 +44,10 @@ class SessionControlServicer(session_control_pb2_grpc.SessionControlServicer):
 class ManagementServicer(management_pb2_grpc.ManagementServicer):
     def __init__(self, runtime: CpRuntime) -> None:
         self.runtime = runtime
-        self.core = runtime.core
+
+    @property
+    def core(self) -> ControlPlane:
+        return self.runtime.core  # a demotion replaces it
 
     async def GetStatus(  # noqa: N802
         self, request: common_pb2.Empty, context: grpc.aio.ServicerContext
@@ -74,14 +77,35 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
             )
             for d in placement.dps.values()
         ]
+        runtime = self.runtime
+        core = self.core
         return management_pb2.CpStatus(
-            name=self.core.config.name,
-            role=self.runtime.role,
-            epoch=self.runtime.epoch,
-            sessions=len(self.core.sessions),
+            name=core.config.name,
+            role=runtime.role,
+            epoch=runtime.epoch,
+            sessions=len(core.sessions) if core.active else len(core.replica.sessions),
             groups=groups,
             dps=dps,
-            uptime_s=now - self.runtime.started,
+            uptime_s=now - runtime.started,
+            peer=core.config.peer_name,
+            peer_connected=runtime.peer_connected,
+            replication_seq=core.replica.seq,
+            replication_lag=runtime.replication_lag(),
+            takeovers=[
+                management_pb2.Takeover(
+                    kind=t.kind,
+                    from_node=t.from_node,
+                    to_node=t.to_node,
+                    at_wall=t.at_wall,
+                    detection_ms=t.detection_ms,
+                    takeover_ms=t.takeover_ms,
+                    sessions=t.sessions,
+                    groups=t.groups,
+                    epoch=t.epoch,
+                )
+                for t in core.takeovers
+                if t.done
+            ],
         )
 
     async def ListSessions(  # noqa: N802
@@ -164,9 +188,11 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
                     grpc.StatusCode.INVALID_ARGUMENT, f"subscribers[{i}]: {problem}"
                 )
             subscribers.append(convert.subscriber_from_pb(msg))
+        if self.runtime.role != "active":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the active control plane")
         added, updated = self.runtime.store.put_subscribers(subscribers)
-        for sub in subscribers:
-            self.core.directory.put(sub)
+        self.core.put_subscribers(subscribers)
+        self.runtime.flush()
         return management_pb2.PutSubscribersReply(added=added, updated=updated)
 
     async def ListSubscribers(  # noqa: N802
@@ -190,9 +216,11 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
         self, request: management_pb2.RemoveSubscribersRequest, context: grpc.aio.ServicerContext
     ) -> management_pb2.RemoveSubscribersReply:
         names = list(request.usernames)
+        if self.runtime.role != "active":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the active control plane")
         missing = self.runtime.store.remove_subscribers(names)
-        for name in names:
-            self.core.directory.remove(name)
+        self.core.remove_subscribers(names)
+        self.runtime.flush()
         return management_pb2.RemoveSubscribersReply(
             removed=len(names) - len(missing), missing=missing
         )
@@ -245,6 +273,46 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
             setup_ms=[s * 1000.0 for s in setup.setup_s],
             established_mono=list(setup.established),
             accounting_records=self.runtime.writer.written,
+        )
+
+    async def Switchover(  # noqa: N802
+        self, request: management_pb2.SwitchoverRequest, context: grpc.aio.ServicerContext
+    ) -> management_pb2.SwitchoverReply:
+        try:
+            to, epoch, duration_ms, sessions = await self.runtime.switchover(
+                request.timeout_s or 5.0
+            )
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except TimeoutError as exc:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+        return management_pb2.SwitchoverReply(
+            from_cp=self.core.config.name,
+            to_cp=to,
+            epoch=epoch,
+            duration_ms=duration_ms,
+            sessions=sessions,
+        )
+
+    async def MoveGroup(  # noqa: N802
+        self, request: management_pb2.MoveGroupRequest, context: grpc.aio.ServicerContext
+    ) -> management_pb2.MoveGroupReply:
+        try:
+            takeover, error = await self.runtime.move_group(
+                request.group_id, request.to_dp, request.timeout_s or 10.0
+            )
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the move did not complete")
+        if not isinstance(takeover, Takeover):
+            await context.abort(grpc.StatusCode.ABORTED, f"move aborted: {error}")
+        assert isinstance(takeover, Takeover)
+        return management_pb2.MoveGroupReply(
+            from_dp=takeover.from_node,
+            to_dp=takeover.to_node,
+            sessions=takeover.sessions,
+            duration_ms=takeover.takeover_ms,
         )
 
 

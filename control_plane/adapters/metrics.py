@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 
-from control_plane.service import ControlPlane
 from control_plane.sessions import SessionState
 from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge, gauges
+
+if TYPE_CHECKING:
+    from control_plane.adapters.runtime import CpRuntime
 
 LABELS = {
     "punts_rx": "dp",
@@ -26,6 +29,9 @@ LABELS = {
     "dp_disconnects": "dp",
     "rule_failures": "dp",
     "dp_rejected": "reason",
+    "failovers": "kind",
+    "group_moves": "outcome",
+    "dp_failures_without_standby": "dp",
 }
 HELP = {
     "punts_rx": "Control frames punted by data-plane workers",
@@ -43,15 +49,18 @@ HELP = {
     "sessions_closed": "Sessions closed, by RFC 2866 terminate cause",
     "padi_duplicates": "Identical PADIs heard through several DPs, answered once",
     "padr_retransmits": "Retransmitted PADRs answered with the existing session",
+    "failovers": "Takeovers this CP made: cp (promotion), cp_switchover, dp (groups moved)",
+    "group_moves": "Planned make-before-break group moves, by outcome",
+    "dp_failures_without_standby": "DP failures that found no standby DP in their site",
+    "orphaned_groups_expired": "Groups whose sessions ended after the headless timeout",
 }
 
 
 class CpMetrics:
-    def __init__(self, core: ControlPlane, node: str, role: str, epoch: int) -> None:
-        self.core = core
-        self.node = node
-        self.role = role
-        self.epoch = epoch
+    def __init__(self, runtime: CpRuntime) -> None:
+        self.runtime = runtime
+        self.node = runtime.config.name
+        self.takeovers: dict[str, int] = {}  # role changes of this process, by kind
         self.accounting_written: dict[str, int] = {}
         self.registry = CollectorRegistry()
         self.setup_seconds = Histogram(
@@ -63,16 +72,59 @@ class CpMetrics:
         self.registry.register(CallbackCollector(self.collect))
 
     def collect(self) -> Iterable[Metric]:
-        core = self.core
+        runtime = self.runtime
+        core = runtime.core
         const = {"node": self.node}
         yield from counter_families("vnf_cp", dict(core.counters), LABELS, HELP, const)
-        yield gauge("vnf_cp_epoch", "Epoch of this control plane", self.epoch, const)
+        yield gauge("vnf_cp_epoch", "Epoch of this control plane", runtime.epoch, const)
         yield gauge(
             "vnf_cp_role_active",
             "1 when this control plane is active",
-            self.role == "active",
+            runtime.role == "active",
             const,
         )
+        yield gauge(
+            "vnf_cp_peer_connected",
+            "1 while the replication stream with the other CP of the pair is up",
+            runtime.peer_connected,
+            const,
+        )
+        yield gauge(
+            "vnf_cp_replication_seq",
+            "Replicated changes produced (active) or applied (standby)",
+            core.replica.seq,
+            const,
+        )
+        yield gauge(
+            "vnf_cp_replication_lag",
+            "Changes the standby has not acknowledged yet (active only)",
+            runtime.replication_lag(),
+            const,
+        )
+        yield from counter_families(
+            "vnf_cp",
+            {("role_changes", kind): n for kind, n in self.takeovers.items()},
+            {"role_changes": "kind"},
+            {
+                "role_changes": "Role changes of this CP: cp_start, cp_failover, cp_switchover, "
+                "demoted"
+            },
+            const,
+        )
+        done = [t for t in core.takeovers if t.done]
+        if done:
+            last = done[-1]
+            labels = {**const, "kind": last.kind}
+            yield gauges(
+                "vnf_cp_last_takeover_detection_seconds",
+                "Last takeover: last sign of life of the failed node to the decision",
+                [(labels, last.detection_ms / 1000.0)],
+            )
+            yield gauges(
+                "vnf_cp_last_takeover_seconds",
+                "Last takeover: decision to every DP acknowledging its rules",
+                [(labels, last.takeover_ms / 1000.0)],
+            )
         yield gauges(
             "vnf_cp_sessions",
             "Sessions by state",

@@ -3,6 +3,12 @@
 Every input (a DP message, a management call, a timer) is handed to the core, then the
 core's outbox is flushed once per event-loop iteration: everything produced while handling
 one burst of input leaves as one message per DP. That is the CPRi/SCi batching.
+
+The 1+1 pair (docs/redundancy.md): a CP starts as standby. The standby follows the active's
+replication stream and promotes itself when a majority of the lab's DPs report that the
+active has been silent toward them for the detection time (the DPs are the witnesses), or
+at once on a planned handover. The active demotes itself as soon as anyone shows it a newer
+epoch: a DP's heartbeat, or a standby's hello. A CP without a peer is active from the start.
 """
 
 from __future__ import annotations
@@ -10,17 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import grpc
 
+from control_plane.adapters import replication
 from control_plane.adapters.metrics import CpMetrics
 from control_plane.adapters.store import AccountingWriter, Store
+from control_plane.replica import AccountingWritten, Change, SubscriberPut, SubscriberRemoved
 from control_plane.service import ControlPlane, DpRole
 from control_plane.setup_stats import SetupStats
 from vnf.adapters import grpc_server
 from vnf.adapters.process import DeadlineTimer
-from vnf.api import common_pb2, convert, routing_pb2, routing_pb2_grpc, session_control_pb2
+from vnf.api import (
+    common_pb2,
+    convert,
+    replication_pb2,
+    routing_pb2,
+    routing_pb2_grpc,
+    session_control_pb2,
+)
 from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.addresses import int_to_ip
 from vnf.model.session import SessionRule
@@ -31,37 +47,71 @@ _ROLE = {
     DpRole.ACTIVE: session_control_pb2.DP_ROLE_ACTIVE,
     DpRole.STANDBY: session_control_pb2.DP_ROLE_STANDBY,
 }
+INITIAL_ELECTION_HOLD_S = 1.0  # cp-b lets cp-a win the first election of a fresh pair
+NO_ACTIVE_MS = 0xFFFFFFFF
+
+
+@dataclass(slots=True)
+class Witness:
+    """The last heartbeat a DP sent us, as a vote on the active's liveness."""
+
+    received: float
+    highest_epoch: int
+    active_cp: str
+    active_silent_ms: int
 
 
 class CpRuntime:
     def __init__(
         self,
-        core: ControlPlane,
+        make_core: Callable[[bool], ControlPlane],
         store: Store,
         writer_path: str,
-        epoch: int,
-        role: str,
         router_address: str,
     ) -> None:
-        self.core = core
+        self.make_core = make_core
         self.store = store
-        self.epoch = epoch
-        self.role = role
         self.router_address = router_address
         self.started = time.monotonic()
         self.loop = asyncio.get_running_loop()
+        self.core = make_core(False)
+        self.config = self.core.config
+        self.epoch = store.epoch()
+        self.role = "standby"
         self.streams: dict[str, asyncio.Queue[session_control_pb2.CpMessage | None]] = {}
+        self.last_rx: dict[str, float] = {}  # dp → when its stream last delivered anything
+        self.witnesses: dict[str, Witness] = {}
         self.setup = SetupStats()
-        self.metrics = CpMetrics(core, core.config.name, role, epoch)
+        self.metrics = CpMetrics(self)
         self.writer = AccountingWriter(writer_path, self._committed_threadsafe)
         self._flush_scheduled = False
         self.timer = DeadlineTimer(self.loop, self._on_timer)
         self._routes_wanted = asyncio.Event()
         self._batch_id = 0
         self._drained = asyncio.Event()
-        self.heartbeat_interval_ms = int(core.config.heartbeat_interval_s * 1000)
-        self.usage_interval_ms = int(core.config.usage_interval_s * 1000)
-        self.route_task = asyncio.create_task(self._advertise_routes(), name="routes")
+        self.heartbeat_interval_ms = max(1, int(self.config.heartbeat_interval_s * 1000))
+        self.usage_interval_ms = int(self.config.usage_interval_s * 1000)
+        self.route_task: asyncio.Task[None] | None = None
+        self.follow_task: asyncio.Task[None] | None = None
+        # Replication: the subscribed standby (active side) / the active (standby side).
+        self.standby_queue: replication.Outgoing | None = None
+        self.standby_name = ""
+        self.standby_seq = 0
+        self._standby_ready = False
+        self.peer_connected = False
+        self.peer_last_heard = 0.0
+        self.peer_epoch = 0
+        self.election_since: float | None = None
+        self.isolated_since: float | None = None
+        self.last_sent_to_standby = 0.0
+        self._move_waiters: dict[int, asyncio.Future[tuple[object, str]]] = {}
+        self.periodic_task = asyncio.create_task(self._periodic(), name="cp-periodic")
+        if not self.config.peer:
+            self._promote("cp_start", "", 0.0)
+        else:
+            self.follow_task = asyncio.create_task(
+                replication.follow(self, self.config.peer), name="replication"
+            )
 
     # ------------------------------------------------------------------ flushing
 
@@ -73,15 +123,25 @@ class CpRuntime:
     def flush(self) -> None:
         self._flush_scheduled = False
         core = self.core
+        if core.changes:
+            changes, core.changes = core.changes, []
+            self._replicate(changes)
         for dp, assignment in core.assignments.items():
+            groups = []
+            for g in assignment.groups:
+                pb = convert.group_to_pb(g)
+                pb.prepare_only = g.group_id in assignment.prepared
+                groups.append(pb)
             msg = session_control_pb2.CpMessage(
                 epoch=self.epoch,
                 assign=session_control_pb2.Assignment(
                     role=_ROLE[assignment.role],
-                    groups=[convert.group_to_pb(g) for g in assignment.groups],
+                    groups=groups,
                     core_gateway=assignment.core_gateway,
                     usage_interval_ms=self.usage_interval_ms,
                     heartbeat_interval_ms=self.heartbeat_interval_ms,
+                    headless_timeout_ms=int(self.config.headless_timeout_s * 1000),
+                    cp=self.config.name,
                 ),
             )
             self._put(dp, msg)
@@ -104,6 +164,11 @@ class CpRuntime:
         for record in core.accounting:
             self.writer.write(record)
         core.accounting.clear()
+        for group_id, takeover, error in core.moves_done:
+            waiter = self._move_waiters.pop(group_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result((takeover, error))
+        core.moves_done.clear()
         if core.routes_changed:
             core.routes_changed = False
             self._routes_wanted.set()
@@ -137,6 +202,294 @@ class CpRuntime:
         self.core.handle_timers(time.monotonic())
         self.flush()
 
+    async def _periodic(self) -> None:
+        """Heartbeats to every DP (and to the standby when quiet), DP silence detection,
+        the standby's election, orphaned groups' expiry."""
+        interval = self.config.heartbeat_interval_s
+        while True:
+            now = time.monotonic()
+            beat = session_control_pb2.CpMessage(
+                epoch=self.epoch,
+                heartbeat=session_control_pb2.CpHeartbeat(
+                    role=session_control_pb2.CP_ROLE_ACTIVE
+                    if self.role == "active"
+                    else session_control_pb2.CP_ROLE_STANDBY,
+                    sent_ns=time.monotonic_ns(),
+                    cp=self.config.name,
+                ),
+            )
+            for dp, queue in list(self.streams.items()):
+                if now - self.last_rx.get(dp, now) > self.config.detect_s:
+                    log.warning("dp silent", extra={"fields": {"dp": dp}})
+                    queue.put_nowait(None)  # the stream ends: dp_stream's cleanup fails it
+                else:
+                    queue.put_nowait(beat)
+            if self.role == "active":
+                if self.standby_queue is not None and now - self.last_sent_to_standby >= interval:
+                    self._to_standby(
+                        replication_pb2.ActiveMessage(
+                            epoch=self.epoch, cp=self.config.name, heartbeat_ns=time.monotonic_ns()
+                        )
+                    )
+                self.core.expire_orphans(now)
+                self.request_flush()
+                self._step_down_if_isolated(now)
+            else:
+                self._elect(now)
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ the pair: roles
+
+    def known_epoch(self) -> int:
+        """The newest epoch this CP knows of: its own, the replica's, the DPs' reports."""
+        seen = [self.epoch, self.core.replica.epoch, self.peer_epoch]
+        seen.extend(w.highest_epoch for w in self.witnesses.values())
+        return max(seen)
+
+    def _next_epoch(self) -> int:
+        """Newer than any known; its parity is this CP's index, so the two CPs of a pair
+        never hold the same epoch even if both promote at once."""
+        epoch = self.known_epoch() + 1
+        if (epoch - self.config.index) % 2:
+            epoch += 1
+        return epoch
+
+    def _elect(self, now: float) -> None:
+        """Standby: promote when a majority of the lab's DPs (the witnesses) say the active
+        has been silent toward them for the detection time."""
+        if self.role != "standby":
+            return
+        detect_ms = self.config.detect_s * 1000.0
+        fresh = [w for w in self.witnesses.values() if now - w.received <= 2 * self.config.detect_s]
+        lost = [w for w in fresh if w.highest_epoch > 0 and w.active_silent_ms >= detect_ms]
+        never = [w for w in fresh if w.highest_epoch == 0 and not w.active_cp]
+        quorum = len(self.core.placement.dps) // 2 + 1
+        peer_alive = self.peer_connected and now - self.peer_last_heard <= self.config.detect_s
+        if len(lost) >= quorum:
+            silent = min(w.active_silent_ms for w in lost) / 1000.0
+            last_seen = max(now - silent, self.peer_last_heard if self.peer_last_heard else 0.0)
+            self._promote("cp_failover", self.config.peer_name, (now - last_seen) * 1000.0)
+            return
+        if len(lost) + len(never) >= quorum and not peer_alive:
+            # No CP is active (a fresh pair, or the active gave up): cp-a goes first.
+            if self.config.index == 0:
+                self._promote("cp_start", "", 0.0)
+                return
+            if self.election_since is None:
+                self.election_since = now
+            elif now - self.election_since >= INITIAL_ELECTION_HOLD_S:
+                self._promote("cp_start", "", 0.0)
+            return
+        self.election_since = None
+
+    def _step_down_if_isolated(self, now: float) -> None:
+        """An active of a pair that hears neither a DP nor its peer for twice the detection
+        time steps down: the standby may have taken over, and an isolated active must not
+        end sessions (orphaned groups) that live on elsewhere."""
+        if not self.config.peer:
+            return
+        limit = 2 * self.config.detect_s
+        hears_dp = any(now - t <= limit for t in self.last_rx.values())
+        hears_peer = self.standby_queue is not None and now - self.peer_last_heard <= limit
+        if hears_dp or hears_peer:
+            self.isolated_since = None
+        elif self.isolated_since is None:
+            self.isolated_since = now
+        elif now - self.isolated_since >= limit:
+            self.demote("isolated: no DP and no peer")
+
+    def take_over(self, from_cp: str, kind: str, now: float) -> None:
+        """Planned handover from the active: promote at once."""
+        del now
+        self._promote(kind, from_cp, 0.0)
+
+    def _promote(self, kind: str, from_cp: str, detection_ms: float) -> None:
+        if self.role == "active":
+            return
+        epoch = self._next_epoch()
+        self.store.set_epoch(epoch)
+        self.epoch = epoch
+        self.role = "active"
+        self.election_since = None
+        self.peer_connected = False
+        now = time.monotonic()
+        self.core.promote(epoch, now, kind, from_cp, detection_ms)
+        if self.follow_task is not None:
+            self.follow_task.cancel()
+            self.follow_task = None
+        self.route_task = asyncio.create_task(self._advertise_routes(), name="routes")
+        self.metrics.takeovers[kind] = self.metrics.takeovers.get(kind, 0) + 1
+        log.warning(
+            "active",
+            extra={
+                "fields": {
+                    "kind": kind,
+                    "epoch": epoch,
+                    "sessions": len(self.core.sessions),
+                    "detection_ms": round(detection_ms, 1),
+                }
+            },
+        )
+        self.flush()
+
+    def demote(self, reason: str) -> None:
+        """Someone showed us a newer epoch: stop driving anything, at once and silently
+        (no PADT, no rule removal: the sessions are the new active's), become standby."""
+        if self.role != "active" or not self.config.peer:
+            return
+        log.warning("demoted", extra={"fields": {"reason": reason, "epoch": self.epoch}})
+        self.role = "standby"
+        self.metrics.takeovers["demoted"] = self.metrics.takeovers.get("demoted", 0) + 1
+        if self.route_task is not None:
+            self.route_task.cancel()
+            self.route_task = None
+        if self.standby_queue is not None:
+            self.standby_queue.put_nowait(None)
+        old = self.core
+        self.core = self.make_core(False)
+        self.core.takeovers.extend(old.takeovers)
+        self.core.replica = old.replica  # our last knowledge, until a snapshot replaces it
+        self.isolated_since = None
+        now = time.monotonic()
+        for dp in self.streams:
+            self.core.dp_connected(dp, self.core.placement.dps[dp].site, now)
+        self.timer.arm(None)
+        self.follow_task = asyncio.create_task(
+            replication.follow(self, self.config.peer), name="replication"
+        )
+
+    # ------------------------------------------------------------------ the pair: replication
+
+    def attach_standby(self, name: str) -> replication.Outgoing:
+        """Active: a standby subscribed. It gets the whole replica first."""
+        if self.standby_queue is not None:
+            self.standby_queue.put_nowait(None)
+        queue: replication.Outgoing = asyncio.Queue()
+        self.standby_queue = queue
+        self.standby_name = name
+        self._standby_ready = False
+        replica = self.core.replica
+        self.core.changes.clear()  # they are in the snapshot
+        self._to_standby(
+            replication_pb2.ActiveMessage(
+                epoch=self.epoch,
+                cp=self.config.name,
+                snapshot=replication.batch_to_pb(replica.seq, replica.snapshot()),
+            )
+        )
+        self.peer_connected = True
+        log.info("standby subscribed", extra={"fields": {"standby": name, "seq": replica.seq}})
+        return queue
+
+    def detach_standby(self, queue: replication.Outgoing) -> None:
+        if self.standby_queue is not queue:
+            return
+        self.standby_queue = None
+        self.peer_connected = False
+        self.core.set_standby_sync(False)
+        self.flush()
+        log.warning("standby lost", extra={"fields": {"standby": self.standby_name}})
+
+    def standby_acked(self, queue: replication.Outgoing, seq: int) -> None:
+        if self.standby_queue is not queue or self.role != "active":
+            return
+        self.standby_seq = seq
+        self.peer_last_heard = time.monotonic()
+        if not self._standby_ready:
+            self._standby_ready = True
+            self.core.set_standby_sync(True)
+        self.core.replication_acked(seq)
+        self.request_flush()
+
+    def _replicate(self, changes: list[Change]) -> None:
+        if self.standby_queue is None or self.role != "active":
+            return
+        self._to_standby(
+            replication_pb2.ActiveMessage(
+                epoch=self.epoch,
+                cp=self.config.name,
+                changes=replication.batch_to_pb(self.core.replica.seq, changes),
+            )
+        )
+
+    def _to_standby(self, msg: replication_pb2.ActiveMessage) -> None:
+        if self.standby_queue is not None:
+            self.standby_queue.put_nowait(msg)
+            self.last_sent_to_standby = time.monotonic()
+
+    def apply_replicated(self, changes: list[Change], seq: int, snapshot: bool) -> None:
+        """Standby: apply a batch from the active; make its durable part durable here."""
+        for change in self.core.mirror(changes, snapshot):
+            if isinstance(change, AccountingWritten):
+                self.writer.write(change.record)
+            elif isinstance(change, SubscriberPut):
+                self.store.put_subscribers([change.subscriber])
+            elif isinstance(change, SubscriberRemoved):
+                self.store.remove_subscribers([change.username])
+        self.core.replica.seq = seq
+        if self.core.replica.epoch > self.epoch:
+            self.epoch = self.core.replica.epoch
+            self.store.set_epoch(self.epoch)
+
+    def peer_heard(self, name: str, epoch: int) -> None:
+        del name
+        self.peer_connected = True
+        self.peer_last_heard = time.monotonic()
+        self.peer_epoch = max(self.peer_epoch, epoch)
+
+    def peer_lost(self) -> None:
+        self.peer_connected = False
+
+    def replication_lag(self) -> int:
+        if self.role != "active" or self.standby_queue is None:
+            return 0
+        return max(0, self.core.replica.seq - self.standby_seq)
+
+    # ------------------------------------------------------------------ planned maintenance
+
+    async def switchover(self, timeout_s: float) -> tuple[str, int, float, int]:
+        """Active → standby, make-before-break: wait until the standby has every change,
+        hand over, step down. Returns (new active, its epoch, duration ms, sessions)."""
+        if self.role != "active":
+            raise ValueError("this control plane is not the active one")
+        if self.standby_queue is None or not self._standby_ready:
+            raise ValueError("no standby is subscribed")
+        start = time.monotonic()
+        deadline = start + timeout_s
+        self.flush()
+        while self.standby_seq < self.core.replica.seq:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the standby did not catch up")
+            await asyncio.sleep(0.005)
+        sessions = len(self.core.sessions)
+        old_epoch = self.epoch
+        to = self.standby_name
+        self._to_standby(
+            replication_pb2.ActiveMessage(
+                epoch=self.epoch,
+                cp=self.config.name,
+                handover=replication_pb2.Handover(seq=self.core.replica.seq),
+            )
+        )
+        await asyncio.sleep(0)  # let the handover leave before the stream closes
+        self.demote(f"switchover to {to}")
+        while not any(w.highest_epoch > old_epoch for w in self.witnesses.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{to} did not take over")
+            await asyncio.sleep(0.005)
+        epoch = max(w.highest_epoch for w in self.witnesses.values())
+        return to, epoch, (time.monotonic() - start) * 1000.0, sessions
+
+    async def move_group(self, group_id: int, to_dp: str, timeout_s: float) -> tuple[object, str]:
+        """Make-before-break move; returns (takeover, "") or (None, why it was aborted)."""
+        if self.role != "active":
+            raise ValueError("this control plane is not the active one")
+        waiter: asyncio.Future[tuple[object, str]] = self.loop.create_future()
+        self.core.start_move(group_id, to_dp, time.monotonic())
+        self._move_waiters[group_id] = waiter
+        self.flush()
+        return await asyncio.wait_for(waiter, timeout_s)
+
     # ------------------------------------------------------------------ DP streams
 
     async def dp_stream(
@@ -159,6 +512,8 @@ class CpRuntime:
             old.put_nowait(None)  # a reconnect replaces the previous stream
         queue: asyncio.Queue[session_control_pb2.CpMessage | None] = asyncio.Queue()
         self.streams[dp] = queue
+        self.last_rx[dp] = time.monotonic()
+        self.witnesses.pop(dp, None)
         log.info("dp connected", extra={"fields": {"dp": dp, "site": hello.site}})
         self.core.dp_connected(dp, hello.site, time.monotonic())
         self.flush()
@@ -175,15 +530,20 @@ class CpRuntime:
             reader.cancel()
             if self.streams.get(dp) is queue:
                 del self.streams[dp]
-                self.core.dp_disconnected(dp, time.monotonic())
+                self.witnesses.pop(dp, None)
+                last = self.last_rx.pop(dp, time.monotonic())
+                self.core.dp_disconnected(dp, time.monotonic(), last)
                 self.flush()
                 log.warning("dp disconnected", extra={"fields": {"dp": dp}})
+                if self.role == "standby":
+                    self._elect(time.monotonic())
 
     async def _read(self, dp: str, requests: AsyncIterator[session_control_pb2.DpMessage]) -> None:
-        core = self.core
         try:
             async for msg in requests:
+                core = self.core  # replaced on demotion
                 now = time.monotonic()
+                self.last_rx[dp] = now
                 kind = msg.WhichOneof("body")
                 if kind == "punts":
                     for frame in msg.punts.frames:
@@ -196,9 +556,17 @@ class CpRuntime:
                         now,
                     )
                 elif kind == "usage":
-                    core.usage(convert.usage_from_pb(u) for u in msg.usage.reports)
+                    core.usage((convert.usage_from_pb(u) for u in msg.usage.reports), dp)
                 elif kind == "heartbeat":
-                    core.dp_heartbeat(dp, msg.heartbeat.sessions, now)
+                    hb = msg.heartbeat
+                    core.dp_heartbeat(dp, hb.sessions, now)
+                    self.witnesses[dp] = Witness(
+                        now, hb.highest_epoch, hb.active_cp, hb.active_silent_ms
+                    )
+                    if hb.highest_epoch > self.epoch and self.role == "active":
+                        self.demote(f"{dp} has seen epoch {hb.highest_epoch}")
+                    elif self.role == "standby":
+                        self._elect(now)
                 self.request_flush()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
@@ -270,6 +638,9 @@ class CpRuntime:
         self.flush()
         for queue in list(self.streams.values()):
             queue.put_nowait(None)
-        self.route_task.cancel()
+        for task in (self.route_task, self.follow_task, self.periodic_task):
+            if task is not None:
+                task.cancel()
+        self.role = "stopped"
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
         log.info("shut down", extra={"fields": {"sessions_terminated": count}})

@@ -94,17 +94,18 @@ class Store:
 
     # -- epoch -----------------------------------------------------------------------------
 
-    def next_epoch(self) -> int:
-        """Increment and return the CP's epoch (each CP start is a newer epoch)."""
+    def epoch(self) -> int:
+        """The newest epoch this CP has held or seen (0: none yet)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_epoch(self, epoch: int) -> None:
         with self.conn:
-            row = self.conn.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
-            epoch = (int(row[0]) if row else 0) + 1
             self.conn.execute(
                 "INSERT INTO meta(key, value) VALUES('epoch', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (str(epoch),),
             )
-        return epoch
 
     # -- subscribers -----------------------------------------------------------------------
 
