@@ -7,7 +7,6 @@ stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -25,12 +24,28 @@ OUTPUT = click.option(
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"vnf: {message}", err=True)
+    click.echo(f"vnf: {' '.join(message.splitlines())}", err=True)
     sys.exit(code)
 
 
+def _usage_error(exc: click.UsageError, ctx: click.Context) -> NoReturn:
+    """A usage mistake is one line too (click's own layout is three), exit status 2."""
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        raise exc  # a bare group name: its help, as click prints it
+    where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+    click.echo(f"{where}: {exc.format_message()} (try '{where} --help')", err=True)
+    sys.exit(exc.exit_code)
+
+
 class VnfGroup(click.Group):
-    """Maps our errors and gRPC failures to one line on stderr and exit status 1."""
+    """Maps our errors and gRPC failures to one line on stderr and exit status 1 (2 for a
+    usage mistake)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc, ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         import grpc
@@ -39,6 +54,8 @@ class VnfGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(exc, ctx)
         except ConfigError as exc:
             _fail(f"configuration error: {exc}")
         except VnfError as exc:
@@ -48,6 +65,8 @@ class VnfGroup(click.Group):
             details = exc.details() if hasattr(exc, "details") else str(exc)
             if code is not None and code.name in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
                 _fail(f"a lab node did not answer ({code.name.lower()}): is the lab up? {details}")
+            if code is not None and code.name == "UNIMPLEMENTED":
+                _fail(f"the node does not implement this yet: {details}")
             _fail(details or str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
@@ -158,11 +177,12 @@ def lab_list() -> None:
 @OUTPUT
 @click.pass_context
 def lab_status(ctx: click.Context, output: str) -> None:
-    """Every node: kind, role, health, address, metrics URL; groups and where they are served."""
+    """Every node: kind, role, health, address, metrics URL; the CP pair (role, epoch, peer,
+    replication lag); groups and the DP serving each; DP roles; active faults."""
     import grpc
 
-    from vnf.api import common_pb2
-    from vnf.console.format import render
+    from vnf.console import format as fmt
+    from vnf.lab.adapters.faults import active_faults
     from vnf.lab.adapters.lifecycle import lab_status as orchestrator_status
 
     with _client(ctx) as client:
@@ -193,85 +213,57 @@ def lab_status(ctx: click.Context, output: str) -> None:
                     "restarts": n.restarts if n else 0,
                 }
             )
-        cp_status = None
-        with contextlib.suppress(grpc.RpcError):
-            cp_status = client.management().GetStatus(common_pb2.Empty(), timeout=3)
-        groups = []
-        if cp_status is not None:
-            from vnf.model.addresses import mac_to_str
+        views = client.cp_statuses(timeout_s=1.0)
+        faults = active_faults(client)
+    cps = [fmt.cp_row(v) for v in views]
+    answering = [v for v in views if v.status is not None]
+    active = [v for v in answering if v.status.role == "active"]
+    chosen = max(active, key=lambda v: v.status.epoch) if active else None
+    chosen = chosen or (answering[0] if answering else None)
+    cp_status = chosen.status if chosen else None
+    groups, dps = fmt.placement_rows(cp_status)
+    fault_rows = fmt.fault_rows(faults, time.time())
+    if output == "json":
+        import json
 
-            for g in cp_status.groups:
-                groups.append(
-                    {
-                        "group": g.group_id,
-                        "site": g.site,
-                        "dp": g.dp,
-                        "virtual_mac": mac_to_str(g.virtual_mac),
-                        "pool": g.pool,
-                        "sessions": g.sessions,
-                        "free": g.free_addresses,
-                    }
-                )
-        if output == "json":
-            import json
-
-            click.echo(
-                json.dumps(
-                    {
-                        "lab": state.lab,
-                        "status": state.status,
-                        "management": state.mgmt_subnet,
-                        "cp": {
-                            "role": cp_status.role if cp_status else "",
-                            "epoch": cp_status.epoch if cp_status else 0,
-                            "sessions": cp_status.sessions if cp_status else 0,
-                        },
-                        "nodes": rows,
-                        "groups": groups,
-                    },
-                    indent=2,
-                )
-            )
-            return
         click.echo(
-            f"lab {state.lab}: {state.status}, management {state.mgmt_subnet} "
-            f"(this host {state.root_mgmt_ip})"
-            + (
-                f", cp {cp_status.name} {cp_status.role} epoch {cp_status.epoch}, "
-                f"{cp_status.sessions} sessions"
-                if cp_status
-                else ""
+            json.dumps(
+                {
+                    "lab": state.lab,
+                    "status": state.status,
+                    "management": state.mgmt_subnet,
+                    "cp": {
+                        "name": cp_status.name if cp_status else "",
+                        "role": cp_status.role if cp_status else "",
+                        "epoch": cp_status.epoch if cp_status else 0,
+                        "sessions": cp_status.sessions if cp_status else 0,
+                    },
+                    "cps": cps,
+                    "nodes": rows,
+                    "groups": groups,
+                    "dps": dps,
+                    "faults": fault_rows,
+                },
+                indent=2,
             )
         )
-        columns = [
-            ("node", "node"),
-            ("kind", "kind"),
-            ("role", "role"),
-            ("site", "site"),
-            ("state", "state"),
-            ("health", "health"),
-            ("pid", "pid"),
-            ("address", "grpc"),
-            ("metrics", "metrics"),
-        ]
-        click.echo(render(rows, columns, output))
-        if groups:
-            click.echo("")
-            click.echo(
-                render(
-                    groups,
-                    [
-                        ("group", "group"),
-                        ("site", "site"),
-                        ("dp", "serving dp"),
-                        ("virtual_mac", "virtual mac"),
-                        ("pool", "pool"),
-                        ("sessions", "sessions"),
-                        ("free", "free addresses"),
-                    ],
-                    output,
-                )
-            )
+        return
+    click.echo(
+        f"lab {state.lab}: {state.status}, management {state.mgmt_subnet} "
+        f"(this host {state.root_mgmt_ip})"
+        + (
+            f", active cp {cp_status.name} epoch {cp_status.epoch}, {cp_status.sessions} sessions"
+            if cp_status and cp_status.role == "active"
+            else ", no active cp"
+        )
+    )
+    sections = [(rows, fmt.NODE_COLUMNS), (cps, fmt.CP_COLUMNS)]
+    sections += [(x, c) for x, c in ((groups, fmt.GROUP_COLUMNS), (dps, fmt.DP_COLUMNS)) if x]
+    if fault_rows:
+        sections.append((fault_rows, fmt.FAULT_COLUMNS))
+    click.echo("\n\n".join(fmt.render(r, c, output) for r, c in sections))
+    if output == "table" and not fault_rows:
+        click.echo("\nno active faults")
 
 
 @lab.command("attach")
@@ -693,6 +685,319 @@ def _print_traffic(reports: list[Any], output: str) -> None:
     from vnf.lab.adapters.operations import TRAFFIC_COLUMNS, traffic_rows
 
     click.echo(render(traffic_rows(reports), TRAFFIC_COLUMNS, output))
+
+
+# --------------------------------------------------------------------------------- faults
+
+
+def _fault_options(hold: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Options every `vnf fail` shape takes (and --hold for the ones that kill)."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = OUTPUT_TABLE_JSON(f)
+        f = click.option(
+            "--traffic-s",
+            type=click.FloatRange(min=1.0, max=3600.0),
+            default=None,
+            help="Seconds of traffic with --traffic-pps (default 6); the fault is one third in.",
+        )(f)
+        f = click.option(
+            "--traffic-pps",
+            type=click.IntRange(min=1, max=100_000),
+            default=None,
+            help="Run traffic at N packets/s per session and direction through the fault, "
+            "and report the forwarding gap per flow and the loss.",
+        )(f)
+        f = click.option(
+            "--wait",
+            "wait_s",
+            type=click.FloatRange(min=0.0, max=600.0),
+            default=10.0,
+            show_default=True,
+            help="Seconds to wait for the takeover to be reported (0: do not wait).",
+        )(f)
+        if hold:
+            f = click.option(
+                "--hold", is_flag=True, help="Keep it down until `vnf repair` (no restart)."
+            )(f)
+        return click.pass_context(f)
+
+    return decorate
+
+
+OUTPUT_TABLE_JSON = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
+@main.group("fail")
+def fail_group() -> None:
+    """Inject a fault for real: kill -9, SIGSTOP, or cut a management path.
+
+    \b
+      vnf fail cp-active [--hold]     kill -9 the active CP (restarted unless --hold)
+      vnf fail cp-standby [--hold]    kill -9 the standby CP
+      vnf fail dp NAME [--hold]       kill -9 a data-plane worker
+      vnf fail node NAME [--hold]     kill -9 any node
+      vnf fail freeze NODE            SIGSTOP a node (vnf repair freeze NODE: SIGCONT)
+      vnf fail link NODE PEER         blackhole the management path between two nodes
+
+    Then it waits for the control plane to report the takeover and prints detection and
+    takeover times and the sessions kept; with --traffic-pps it runs traffic through the
+    fault and prints the forwarding gap per flow and the loss. `vnf repair` undoes a fault.
+    """
+
+
+def _run_fail(
+    ctx: click.Context,
+    kind: str,
+    target: str,
+    peer: str,
+    hold: bool,
+    wait_s: float,
+    traffic_pps: int | None,
+    traffic_s: float | None,
+    output: str,
+    node_kind: str = "",
+) -> None:
+    from vnf.lab.adapters import faults
+
+    if traffic_s is not None and traffic_pps is None:
+        raise click.UsageError("--traffic-s needs --traffic-pps")
+    with _client(ctx) as client:
+        node = faults.resolve(client, target, node_kind)
+        other = faults.resolve(client, peer) if peer else ""
+        outcome = faults.fail(
+            client,
+            kind,
+            node,
+            other,
+            hold,
+            wait_s=wait_s,
+            traffic_pps=traffic_pps or 0,
+            traffic_s=traffic_s or 6.0,
+            progress=_progress if output == "table" else _quiet_progress,
+        )
+    if output == "json":
+        import dataclasses
+        import json
+
+        click.echo(json.dumps(dataclasses.asdict(outcome), indent=2))
+        return
+    from vnf.console.format import fail_report
+
+    click.echo(fail_report(outcome))
+
+
+def _quiet_progress(_: str) -> None:
+    return None
+
+
+@fail_group.command("cp-active")
+@_fault_options(hold=True)
+def fail_cp_active(ctx: click.Context, hold: bool, **kw: Any) -> None:
+    """Kill -9 the CP that reports itself active."""
+    _run_fail(ctx, "kill", "cp-active", "", hold, **kw)
+
+
+@fail_group.command("cp-standby")
+@_fault_options(hold=True)
+def fail_cp_standby(ctx: click.Context, hold: bool, **kw: Any) -> None:
+    """Kill -9 the CP that reports itself standby."""
+    _run_fail(ctx, "kill", "cp-standby", "", hold, **kw)
+
+
+@fail_group.command("dp")
+@click.argument("name")
+@_fault_options(hold=True)
+def fail_dp(ctx: click.Context, name: str, hold: bool, **kw: Any) -> None:
+    """Kill -9 data-plane worker NAME."""
+    _run_fail(ctx, "kill", name, "", hold, node_kind="dp", **kw)
+
+
+@fail_group.command("node")
+@click.argument("name")
+@_fault_options(hold=True)
+def fail_node(ctx: click.Context, name: str, hold: bool, **kw: Any) -> None:
+    """Kill -9 node NAME (cp-active and cp-standby work here too)."""
+    _run_fail(ctx, "kill", name, "", hold, **kw)
+
+
+@fail_group.command("freeze")
+@click.argument("node")
+@_fault_options(hold=False)
+def fail_freeze(ctx: click.Context, node: str, **kw: Any) -> None:
+    """SIGSTOP NODE: it stays frozen (and is not restarted) until `vnf repair freeze NODE`."""
+    _run_fail(ctx, "freeze", node, "", False, **kw)
+
+
+@fail_group.command("link")
+@click.argument("node")
+@click.argument("peer")
+@_fault_options(hold=False)
+def fail_link(ctx: click.Context, node: str, peer: str, **kw: Any) -> None:
+    """Cut the management path between NODE and PEER (blackhole routes, both ways)."""
+    _run_fail(ctx, "link", node, peer, False, **kw)
+
+
+@main.group("repair")
+def repair_group() -> None:
+    """Undo a fault from `vnf fail` (same shapes).
+
+    \b
+      vnf repair cp-active | cp-standby   let the held-down CP start again
+      vnf repair dp NAME | node NAME      let a held-down node start again
+      vnf repair freeze NODE              SIGCONT
+      vnf repair link NODE PEER           remove the blackhole routes
+    """
+
+
+def _run_repair(ctx: click.Context, kind: str, target: str, peer: str, node_kind: str = "") -> None:
+    from vnf.lab.adapters import faults
+
+    with _client(ctx) as client:
+        if target in faults.CP_ROLES and kind == "kill":
+            node = faults.held_cp(client)
+        else:
+            node = faults.resolve(client, target, node_kind)
+        other = faults.resolve(client, peer) if peer else ""
+        result = faults.repair(client, kind, node, other)
+    what = f"{result.node} <-> {result.peer}" if result.peer else result.node
+    click.echo(f"repaired {kind} {what}: {result.detail}")
+
+
+@repair_group.command("cp-active")
+@click.pass_context
+def repair_cp_active(ctx: click.Context) -> None:
+    """Let the CP held down by `vnf fail cp-active --hold` start again."""
+    _run_repair(ctx, "kill", "cp-active", "")
+
+
+@repair_group.command("cp-standby")
+@click.pass_context
+def repair_cp_standby(ctx: click.Context) -> None:
+    """Let the CP held down by `vnf fail cp-standby --hold` start again."""
+    _run_repair(ctx, "kill", "cp-standby", "")
+
+
+@repair_group.command("dp")
+@click.argument("name")
+@click.pass_context
+def repair_dp(ctx: click.Context, name: str) -> None:
+    """Let held-down data-plane worker NAME start again."""
+    _run_repair(ctx, "kill", name, "", node_kind="dp")
+
+
+@repair_group.command("node")
+@click.argument("name")
+@click.pass_context
+def repair_node(ctx: click.Context, name: str) -> None:
+    """Let held-down node NAME start again."""
+    _run_repair(ctx, "kill", name, "")
+
+
+@repair_group.command("freeze")
+@click.argument("node")
+@click.pass_context
+def repair_freeze(ctx: click.Context, node: str) -> None:
+    """SIGCONT a frozen NODE."""
+    _run_repair(ctx, "freeze", node, "")
+
+
+@repair_group.command("link")
+@click.argument("node")
+@click.argument("peer")
+@click.pass_context
+def repair_link(ctx: click.Context, node: str, peer: str) -> None:
+    """Restore the management path between NODE and PEER."""
+    _run_repair(ctx, "link", node, peer)
+
+
+# --------------------------------------------------------------------------------- maintenance
+
+
+@main.group("switchover")
+def switchover_group() -> None:
+    """Planned switchover (make-before-break)."""
+
+
+@switchover_group.command("cp")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.1, max=600.0),
+    default=10.0,
+    show_default=True,
+    help="Seconds the CP may take.",
+)
+@OUTPUT_TABLE_JSON
+@click.pass_context
+def switchover_cp(ctx: click.Context, timeout_s: float, output: str) -> None:
+    """Hand the active role to the standby CP, without losing a session."""
+    from vnf.api import management_pb2
+
+    with _client(ctx) as client:
+        if len(client.nodes("cp")) < 2:
+            _fail(f"lab {client.lab} has a single control plane: nothing to switch over to")
+        active = client.active_cp()
+        reply = client.management().Switchover(
+            management_pb2.SwitchoverRequest(timeout_s=timeout_s), timeout=timeout_s + 5
+        )
+    if output == "json":
+        import json
+
+        from google.protobuf.json_format import MessageToDict
+
+        click.echo(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
+        return
+    click.echo(
+        f"switchover {reply.from_cp or active.name} -> {reply.to_cp}: epoch {reply.epoch}, "
+        f"{reply.duration_ms:.1f} ms, {reply.sessions} sessions"
+    )
+
+
+@main.group("move")
+def move_group() -> None:
+    """Move subscriber groups between data-plane workers (make-before-break)."""
+
+
+@move_group.command("group")
+@click.argument("group_id", metavar="GROUP", type=click.IntRange(min=1))
+@click.option("--to", "to_dp", required=True, help="The data-plane worker to serve it.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.1, max=600.0),
+    default=10.0,
+    show_default=True,
+    help="Seconds the move may take.",
+)
+@OUTPUT_TABLE_JSON
+@click.pass_context
+def move_group_cmd(
+    ctx: click.Context, group_id: int, to_dp: str, timeout_s: float, output: str
+) -> None:
+    """Move GROUP's sessions to data-plane worker --to, without a redial."""
+    from vnf.api import management_pb2
+    from vnf.lab.adapters.faults import node_name
+
+    with _client(ctx) as client:
+        node_name(client, to_dp, "dp")
+        reply = client.management().MoveGroup(
+            management_pb2.MoveGroupRequest(group_id=group_id, to_dp=to_dp, timeout_s=timeout_s),
+            timeout=timeout_s + 5,
+        )
+    if output == "json":
+        import json
+
+        from google.protobuf.json_format import MessageToDict
+
+        click.echo(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
+        return
+    click.echo(
+        f"group {group_id}: {reply.from_dp or '-'} -> {reply.to_dp}, {reply.sessions} sessions, "
+        f"{reply.duration_ms:.1f} ms"
+    )
 
 
 # --------------------------------------------------------------------------------- demo

@@ -563,6 +563,9 @@ class ControlPlane:
             group = self.placement.by_id.get(group_id)
             if group is not None and dp in self.placement.dps:
                 group.dp = dp
+        for group in self.placement.by_id.values():
+            if group.group_id not in self.replica.placement:  # a fresh pair: the initial one
+                self._emit(GroupPlaced(group.group_id, group.dp))
         self.sessions.keys_from(self.replica.next_key)
         wall = self.wall()
         for record in self.replica.sessions.values():

@@ -62,6 +62,9 @@ class LocalBackend:
         seen.started_at = time.monotonic()
         seen.exit_code = None
         seen.stopped_on_purpose = False
+        seen.killed_on_purpose = False
+        seen.held = False
+        seen.frozen = False
         if restart:
             seen.restarts += 1
         self.health[node.name] = "UNKNOWN"
@@ -84,18 +87,69 @@ class LocalBackend:
             seen.exit_code = code
             seen.exited_at = now
             self.health[name] = "NOT_SERVING"
-            if not seen.stopped_on_purpose:
+            seen.frozen = False
+            if seen.killed_on_purpose:
+                log.info("killed", extra={"fields": {"node": name, "held": seen.held}})
+            elif not seen.stopped_on_purpose:
                 seen.recent_failures.append(now)
                 log.warning("exited", extra={"fields": {"node": name, "code": code}})
             exited.append(name)
         return exited
+
+    # -- faults: signals to the recorded process (the Popen handle never signals a reaped pid)
+
+    def kill(self, name: str, hold: bool) -> int:
+        """SIGKILL the node's process (a KILL fault). Returns its pid."""
+        proc = self.procs[name]
+        seen = self.observed[name]
+        seen.killed_on_purpose = True
+        seen.held = hold
+        log.warning("fault: kill", extra={"fields": {"node": name, "pid": proc.pid, "hold": hold}})
+        proc.send_signal(signal.SIGKILL)
+        return proc.pid
+
+    async def wait_exit(self, name: str, timeout_s: float) -> bool:
+        """Wait until the node's process has exited (and reap it), up to ``timeout_s``."""
+        proc = self.procs.get(name)
+        end = time.monotonic() + timeout_s
+        while proc is not None and proc.poll() is None:
+            if time.monotonic() > end:
+                return False
+            await asyncio.sleep(0.005)
+        self.poll()
+        return True
+
+    def release(self, name: str) -> None:
+        """Repair of a held kill: the node may start again, at once."""
+        seen = self.observed[name]
+        seen.held = False
+        seen.killed_on_purpose = True
+
+    def freeze(self, name: str) -> int:
+        proc = self.procs[name]
+        self.observed[name].frozen = True
+        self.health[name] = "UNKNOWN"
+        log.warning("fault: freeze", extra={"fields": {"node": name, "pid": proc.pid}})
+        proc.send_signal(signal.SIGSTOP)
+        return proc.pid
+
+    def thaw(self, name: str) -> int:
+        proc = self.procs.get(name)
+        self.observed[name].frozen = False
+        if proc is None:
+            return 0
+        log.info("fault repaired: thaw", extra={"fields": {"node": name, "pid": proc.pid}})
+        proc.send_signal(signal.SIGCONT)
+        return proc.pid
 
     def pid(self, name: str) -> int:
         proc = self.procs.get(name)
         return proc.pid if proc is not None else 0
 
     async def check_health(self, node: NodeSpec) -> str:
-        if node.name not in self.procs:
+        seen = self.observed.get(node.name)
+        if node.name not in self.procs or (seen is not None and seen.frozen):
+            # A frozen node cannot answer: its last known health stands, nothing acts on it.
             return self.health.get(node.name, "UNKNOWN")
         channel = self._channels.get(node.name)
         if channel is None:
@@ -115,9 +169,13 @@ class LocalBackend:
         """SIGTERM the nodes, wait up to the deadline, SIGKILL what is left. Returns count."""
         targets = [(n, self.procs[n.name]) for n in nodes if n.name in self.procs]
         for node, proc in targets:
-            self.observed[node.name].stopped_on_purpose = True
+            seen = self.observed[node.name]
+            seen.stopped_on_purpose = True
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+                if seen.frozen:  # let a frozen node see the SIGTERM now
+                    proc.send_signal(signal.SIGCONT)
+                    seen.frozen = False
         end = time.monotonic() + deadline_s
         while any(p.poll() is None for _, p in targets) and time.monotonic() < end:
             await asyncio.sleep(0.05)

@@ -77,7 +77,7 @@ def bring_up(topology: dict[str, Any]) -> RunningLab:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[RunningLab]:
-    """A small default-shaped lab: 1 CP, 2 active DPs + 1 standby, 20 subscribers."""
+    """A small default-shaped lab: the CP pair, 2 active DPs + 1 standby, 20 subscribers."""
     name = lab_name()
     topology = {
         "name": name,

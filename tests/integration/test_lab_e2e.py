@@ -1,6 +1,6 @@
 """PPPoE subscribers end to end through separated CP and DP processes on real links.
 
-One lab (CP, 2 active DP workers + 1 standby, core router + server, emulator with 20
+One lab (the CP pair, 2 active DP workers + 1 standby, core router + server, emulator with 20
 subscribers) serves the tests of this module in order: dial, look, capture, push traffic,
 account, terminate, attach a foreign client.
 """
@@ -42,12 +42,17 @@ def test_every_node_serves_and_status_lists_it(lab: RunningLab) -> None:
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
     kinds = sorted(n["kind"] for n in status["nodes"])
-    assert kinds == ["cp", "dp", "dp", "dp", "emulator", "router", "server"]
+    assert kinds == ["cp", "cp", "dp", "dp", "dp", "emulator", "router", "server"]
     for node in status["nodes"]:
         if node["kind"] != "server":
             assert node["health"] == "SERVING", node
             assert node["state"] == "running"
     assert status["cp"]["role"] == "active" and status["cp"]["epoch"] >= 1
+    # The 1+1 pair (the default): one active, one standby, each naming the other as peer.
+    assert sorted(c["role"] for c in status["cps"]) == ["active", "standby"]
+    assert {c["cp"] for c in status["cps"]} == {"cp-a", "cp-b"}
+    assert all(c["peer"] != "-" for c in status["cps"])
+    assert status["faults"] == []
     serving = {g["dp"] for g in status["groups"]}
     assert serving == {"dp-site1-1", "dp-site1-2"}
     table = run_cli(lab.name, "lab", "status")
@@ -168,7 +173,7 @@ def test_stats_cover_cp_and_every_dp(lab: RunningLab) -> None:
 def test_metrics_endpoints_pass_promtool(lab: RunningLab) -> None:
     status = json.loads(run_cli(lab.name, "lab", "status", "-o", "json").output)
     urls = [n["metrics"] for n in status["nodes"] if n["metrics"]]
-    assert len(urls) == 6  # router, cp, 3 dps, emulator
+    assert len(urls) == 7  # router, the cp pair, 3 dps, emulator
     promtool = shutil.which("promtool")
     bodies = {}
     for url in urls:

@@ -95,7 +95,9 @@ def test_stops_after_a_takeover_carry_the_whole_session() -> None:
     h.run(2.0, tick=0.5)
     h.fail_active()
     h.drain_accounting()
-    count = h.cp.terminate(list(h.cp.sessions.by_key.values()), TerminateCause.ADMIN_RESET, h.clock())
+    count = h.cp.terminate(
+        list(h.cp.sessions.by_key.values()), TerminateCause.ADMIN_RESET, h.clock()
+    )
     assert count == 3
     h.run(5.0, tick=0.1)
     stops = [r for r in h.drain_accounting() if r.record_type is RecordType.STOP]
@@ -112,7 +114,8 @@ def test_a_session_negotiating_at_the_takeover_gets_a_padt_and_can_redial() -> N
     h.fail_active()
     h.run(5.0, tick=0.1)  # well within the client's own timeouts
     assert h.count("discovery_tx", "padt_unknown_session") >= 1
-    assert h.fleet.counts[SubscriberState.DOWN] + h.fleet.counts[SubscriberState.FAILED] == 1
+    gone = h.fleet.counts[SubscriberState.DOWN] + h.fleet.counts[SubscriberState.FAILED]
+    assert gone == 1
     h.dial()
     assert h.up() == 1
 

@@ -50,7 +50,10 @@ def test_default_lab_nodes_roles_and_group_placement() -> None:
     plan = _plan()
     dps = plan.nodes_of(NodeKind.DP)
     assert [d.role for d in dps] == ["active", "active", "standby"]
-    assert len(plan.nodes_of(NodeKind.CP)) == 1
+    assert [(c.name, c.role) for c in plan.nodes_of(NodeKind.CP)] == [
+        ("cp-a", "active"),
+        ("cp-b", "standby"),
+    ]
     served = {g.dp for g in plan.groups}
     assert served == {"dp-site1-1", "dp-site1-2"}  # the standby serves nothing
     pools = [ipaddress.IPv4Network(g.pool) for g in plan.groups]
@@ -67,8 +70,10 @@ def test_node_configs_round_trip_through_json() -> None:
         assert loads(type(config), dumps(config)) == config
     cp = plan.node("cp-a").config
     assert isinstance(cp, CpConfig)
+    cp_b = plan.node("cp-b").config
+    assert isinstance(cp_b, CpConfig)
     dp = plan.node("dp-site1-1").config
-    assert isinstance(dp, DpConfig) and dp.cp_addresses == (cp.endpoint.grpc,)
+    assert isinstance(dp, DpConfig) and dp.cp_addresses == (cp.endpoint.grpc, cp_b.endpoint.grpc)
     assert isinstance(plan.node("emu-site1").config, EmulatorConfig)
 
 
@@ -97,3 +102,38 @@ def test_each_sites_emulator_has_its_own_server_port() -> None:
     plan = plan_lab(parse_topology({"sites": sites}), 0, "/tmp/x", "00")
     ports = [n.config.server_port for n in plan.nodes_of(NodeKind.EMULATOR)]  # type: ignore[union-attr]
     assert len(set(ports)) == 3
+
+
+def test_the_cp_pair_knows_each_other() -> None:
+    plan = _plan()
+    a, b = plan.node("cp-a").config, plan.node("cp-b").config
+    assert isinstance(a, CpConfig) and isinstance(b, CpConfig)
+    assert (a.index, a.peer, a.peer_name) == (0, b.endpoint.grpc, "cp-b")
+    assert (b.index, b.peer, b.peer_name) == (1, a.endpoint.grpc, "cp-a")
+    assert a.peer != b.peer
+    for config in (a, b):
+        assert config.detect_s == 0.25
+        assert config.headless_timeout_s == 120.0
+
+
+def test_detection_and_headless_settings_reach_every_cp_and_dp() -> None:
+    topology = parse_topology(
+        {"control_plane": {"detect_ms": 400, "headless_timeout_s": 0}, "sites": [{}]}
+    )
+    plan = plan_lab(topology, 0, "/tmp/x", "00")
+    for node in plan.nodes_of(NodeKind.CP):
+        assert isinstance(node.config, CpConfig)
+        assert (node.config.detect_s, node.config.headless_timeout_s) == (0.4, 0.0)
+    for node in plan.nodes_of(NodeKind.DP):
+        assert isinstance(node.config, DpConfig)
+        assert node.config.detect_s == 0.4
+        assert len(node.config.cp_addresses) == 2
+
+
+def test_a_single_cp_has_no_peer() -> None:
+    plan = plan_lab(parse_topology({"control_plane": {"nodes": 1}}), 0, "/tmp/x", "00")
+    (cp,) = plan.nodes_of(NodeKind.CP)
+    assert isinstance(cp.config, CpConfig)
+    assert (cp.name, cp.config.index, cp.config.peer, cp.config.peer_name) == ("cp-a", 0, "", "")
+    dp = plan.node("dp-site1-1").config
+    assert isinstance(dp, DpConfig) and dp.cp_addresses == (cp.config.endpoint.grpc,)

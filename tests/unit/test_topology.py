@@ -13,7 +13,9 @@ from vnf.lab.topology import default_topology, parse_topology
 def test_default_lab_is_the_one_the_issue_describes() -> None:
     t = default_topology()
     assert t.name == "default"
-    assert t.control_plane.nodes == 1
+    assert t.control_plane.nodes == 2  # the 1+1 pair
+    assert t.control_plane.headless_timeout_s == 120.0
+    assert t.control_plane.detect_ms == 250
     (site,) = t.sites
     assert (site.data_plane.active, site.data_plane.standby) == (2, 1)
     assert site.subscribers.pppoe == 200
@@ -40,6 +42,31 @@ def test_default_lab_is_the_one_the_issue_describes() -> None:
         ({"control_plane": {"dns": ["192.0.2.53"]}}, "control_plane.dns[0]", "198.18.0.0/15"),
         ({"control_plane": {"auth_methods": ["eap"]}}, "control_plane.auth_methods[0]", "chap"),
         ({"control_plane": {"lcp": {"mru": 9000}}}, "control_plane.lcp.mru", "between"),
+        ({"control_plane": {"nodes": 3}}, "control_plane.nodes", "between 1 and 2"),
+        ({"control_plane": {"nodes": 0}}, "control_plane.nodes", "between 1 and 2"),
+        (
+            {"control_plane": {"headless_timeout_s": -1}},
+            "control_plane.headless_timeout_s",
+            "between 0 and 86400",
+        ),
+        (
+            {"control_plane": {"headless_timeout_s": 86401}},
+            "control_plane.headless_timeout_s",
+            "between 0 and 86400",
+        ),
+        (
+            {"control_plane": {"headless_timeout_s": "forever"}},
+            "control_plane.headless_timeout_s",
+            "number",
+        ),
+        ({"control_plane": {"detect_ms": 49}}, "control_plane.detect_ms", "between 50 and 10000"),
+        (
+            {"control_plane": {"detect_ms": 10001}},
+            "control_plane.detect_ms",
+            "between 50 and 10000",
+        ),
+        ({"control_plane": {"detect_ms": 0.25}}, "control_plane.detect_ms", "integer"),
+        ({"control_plane": {"detect_s": 1}}, "control_plane.detect_s", "unknown field"),
         (
             {"sites": [{"name": "a"}, {"name": "a", "pool": "100.65.0.0/16"}]},
             "sites[1].name",
@@ -84,3 +111,12 @@ def test_a_valid_two_site_file() -> None:
     )
     assert [s.name for s in t.sites] == ["east", "west"]
     assert t.rate_profile("gold").down_kbps == 500000
+
+
+def test_control_plane_redundancy_keys() -> None:
+    t = parse_topology({"control_plane": {"nodes": 1, "headless_timeout_s": 0, "detect_ms": 50}})
+    assert t.control_plane.nodes == 1
+    assert t.control_plane.headless_timeout_s == 0.0  # 0: a headless DP never flushes
+    assert t.control_plane.detect_ms == 50
+    top = parse_topology({"control_plane": {"headless_timeout_s": 86400, "detect_ms": 10000}})
+    assert (top.control_plane.headless_timeout_s, top.control_plane.detect_ms) == (86400.0, 10000)

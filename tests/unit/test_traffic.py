@@ -36,6 +36,7 @@ def test_loss_reorder_duplicates_and_gap() -> None:
     assert r.reordered == 1
     assert r.duplicates == 1
     assert r.max_gap_ms == pytest.approx(500 - 103)  # the duplicate is not an arrival
+    assert r.flow_gap_ms.count == 1 and r.flow_gap_ms.p99 == pytest.approx(500 - 103)
     assert r.latency_ms.min == pytest.approx(1.0)
 
 

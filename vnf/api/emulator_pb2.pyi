@@ -177,6 +177,7 @@ class EmulatorStatus(_message.Message):
     LAST_UP_MONO_FIELD_NUMBER: _builtins.int
     FAILURES_FIELD_NUMBER: _builtins.int
     UP_MONO_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
     subscribers: _builtins.int
     idle: _builtins.int
     connecting: _builtins.int
@@ -186,6 +187,8 @@ class EmulatorStatus(_message.Message):
     terminated_by_peer: _builtins.int
     first_start_mono: _builtins.float
     last_up_mono: _builtins.float
+    queued: _builtins.int
+    """dialed, waiting for their turn (rate, outstanding)"""
     @_builtins.property
     def setup_ms(self) -> Global___Distribution:
         """PADI sent → IPCP up, client side"""
@@ -213,10 +216,11 @@ class EmulatorStatus(_message.Message):
         last_up_mono: _builtins.float = ...,
         failures: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         up_mono: _abc.Iterable[_builtins.float] | None = ...,
+        queued: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["setup_ms", b"setup_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connecting", b"connecting", "down", b"down", "failed", b"failed", "failures", b"failures", "first_start_mono", b"first_start_mono", "idle", b"idle", "last_up_mono", b"last_up_mono", "setup_ms", b"setup_ms", "subscribers", b"subscribers", "terminated_by_peer", b"terminated_by_peer", "up", b"up", "up_mono", b"up_mono"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connecting", b"connecting", "down", b"down", "failed", b"failed", "failures", b"failures", "first_start_mono", b"first_start_mono", "idle", b"idle", "last_up_mono", b"last_up_mono", "queued", b"queued", "setup_ms", b"setup_ms", "subscribers", b"subscribers", "terminated_by_peer", b"terminated_by_peer", "up", b"up", "up_mono", b"up_mono"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -285,6 +289,7 @@ class DirectionReport(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _builtins.int
     FLOWS_FIELD_NUMBER: _builtins.int
     MAX_GAP_MS_FIELD_NUMBER: _builtins.int
+    FLOW_GAP_MS_FIELD_NUMBER: _builtins.int
     direction: _builtins.str
     """"upstream" / "downstream" """
     sent: _builtins.int
@@ -297,6 +302,10 @@ class DirectionReport(_message.Message):
     """longest interval between consecutive packets of one flow"""
     @_builtins.property
     def latency_ms(self) -> Global___Distribution: ...
+    @_builtins.property
+    def flow_gap_ms(self) -> Global___Distribution:
+        """over flows: each flow's longest gap (p99 = failover figure)"""
+
     def __init__(
         self,
         *,
@@ -309,10 +318,11 @@ class DirectionReport(_message.Message):
         latency_ms: Global___Distribution | None = ...,
         flows: _builtins.int = ...,
         max_gap_ms: _builtins.float = ...,
+        flow_gap_ms: Global___Distribution | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["latency_ms", b"latency_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flow_gap_ms", b"flow_gap_ms", "latency_ms", b"latency_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duplicates", b"duplicates", "flows", b"flows", "latency_ms", b"latency_ms", "lost", b"lost", "max_gap_ms", b"max_gap_ms", "received", b"received", "reordered", b"reordered", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duplicates", b"duplicates", "flow_gap_ms", b"flow_gap_ms", "flows", b"flows", "latency_ms", b"latency_ms", "lost", b"lost", "max_gap_ms", b"max_gap_ms", "received", b"received", "reordered", b"reordered", "sent", b"sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

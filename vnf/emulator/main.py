@@ -68,6 +68,7 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
             subscribers=len(fleet.subscribers),
             idle=counts[SubscriberState.IDLE],
             connecting=counts[SubscriberState.CONNECTING],
+            queued=len(fleet.pending),
             up=counts[SubscriberState.UP],
             down=counts[SubscriberState.DOWN],
             failed=counts[SubscriberState.FAILED],
@@ -115,6 +116,7 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
                     latency_ms=_dist(r.latency_ms),
                     flows=r.flows,
                     max_gap_ms=r.max_gap_ms,
+                    flow_gap_ms=_dist(r.flow_gap_ms),
                 )
             )
         return emulator_pb2.TrafficReport(

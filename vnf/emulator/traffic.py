@@ -84,6 +84,7 @@ class DirectionReport:
     duplicates: int
     latency_ms: Distribution
     max_gap_ms: float
+    flow_gap_ms: Distribution = Distribution()  # over flows: each flow's longest gap
 
 
 class Direction:
@@ -148,6 +149,7 @@ class Direction:
             duplicates=self.duplicates,
             latency_ms=distribution(self.latency_ms),
             max_gap_ms=max((f.max_gap_ns for f in flows), default=0) / 1e6,
+            flow_gap_ms=distribution([f.max_gap_ns / 1e6 for f in flows]),
         )
 
 

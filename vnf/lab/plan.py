@@ -429,10 +429,13 @@ class _Planner:
             )
             for n in dps
         )
+        detect_s = cp.detect_ms / 1000.0
         # Now that the CPs' addresses are known, give them to every DP.
         for j, dp in enumerate(dps):
             assert isinstance(dp.config, DpConfig)
-            dps[j] = _replace_config(dp, _with_cps(dp.config, cp_addresses))
+            dps[j] = _replace_config(
+                dp, replace(dp.config, cp_addresses=cp_addresses, detect_s=detect_s)
+            )
         profiles = tuple(
             RateProfileConfig(p.name, p.up_kbps, p.down_kbps, p.burst_bytes)
             for p in self.t.rate_profiles
@@ -440,6 +443,8 @@ class _Planner:
         planned = []
         for i, node in enumerate(nodes):
             role = "active" if i == 0 else "standby"
+            # The pair: each CP knows the other (index 0 is cp-a); a single CP has no peer.
+            peer = nodes[1 - i] if len(nodes) == 2 else None
             config = CpConfig(
                 name=node.name,
                 lab=self.lab,
@@ -462,6 +467,11 @@ class _Planner:
                 dps=dp_refs,
                 rate_profiles=profiles,
                 router=router.endpoint.grpc if router.endpoint else "",
+                index=i,
+                peer=Endpoint(peer.mgmt_ip or "").grpc if peer else "",
+                peer_name=peer.name if peer else "",
+                detect_s=detect_s,
+                headless_timeout_s=cp.headless_timeout_s,
             )
             planned.append(
                 NodePlan(node.name, NodeKind.CP, node.netns, "", role, node.mgmt_ip, config)
@@ -509,10 +519,6 @@ class _Planner:
             )
             nodes.append(NodePlan(name, NodeKind.EMULATOR, ns, site.name, "emulator", mgmt, config))
         return nodes
-
-
-def _with_cps(config: DpConfig, cp_addresses: tuple[str, ...]) -> DpConfig:
-    return replace(config, cp_addresses=cp_addresses)
 
 
 def _replace_config(node: NodePlan, config: NodeConfig) -> NodePlan:

@@ -8,7 +8,9 @@ Schema (every key optional; the defaults are the default lab)::
 
     name: default
     control_plane:
-      nodes: 1                    # 1, or 2 for the 1+1 pair
+      nodes: 2                    # 2: the 1+1 pair cp-a + cp-b; 1: a single CP
+      headless_timeout_s: 120     # a DP without an active CP this long flushes (0: never)
+      detect_ms: 250              # silence after which a peer CP or a DP counts as failed
       ac_name: vnf-bras
       service_names: []           # empty: serve any Service-Name
       auth_methods: [chap, pap]   # offered in LCP, in preference order
@@ -61,7 +63,7 @@ class LcpSettings:
 
 @dataclass(frozen=True, slots=True)
 class ControlPlaneSpec:
-    nodes: int = 1
+    nodes: int = 2
     ac_name: str = "vnf-bras"
     service_names: tuple[str, ...] = ()
     auth_methods: tuple[str, ...] = ("chap", "pap")
@@ -69,6 +71,8 @@ class ControlPlaneSpec:
     cookie_ttl_s: float = 30.0
     lcp: LcpSettings = LcpSettings()
     dns: tuple[str, ...] = ("198.18.2.53", "198.18.2.54")
+    headless_timeout_s: float = 120.0
+    detect_ms: int = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,7 @@ class Topology:
 
 
 def default_topology() -> Topology:
-    """The default lab: one site, one CP, 2 active DPs + 1 standby, 200 subscribers."""
+    """The default lab: one site, the CP pair, 2 active DPs + 1 standby, 200 subscribers."""
     return parse_topology({})
 
 
@@ -264,7 +268,7 @@ def _parse_control_plane(r: _Reader) -> ControlPlaneSpec:
     if len(dns) > 2:
         raise ConfigError(r.field("dns"), "IPCP carries at most two DNS servers")
     spec = ControlPlaneSpec(
-        nodes=r.integer("nodes", 1, 1, 2),
+        nodes=r.integer("nodes", 2, 1, 2),
         ac_name=r.text("ac_name", "vnf-bras"),
         service_names=r.texts("service_names", ()),
         auth_methods=methods,
@@ -272,6 +276,8 @@ def _parse_control_plane(r: _Reader) -> ControlPlaneSpec:
         cookie_ttl_s=r.number("cookie_ttl_s", 30.0, 1.0, 3600.0),
         lcp=lcp,
         dns=dns,
+        headless_timeout_s=r.number("headless_timeout_s", 120.0, 0.0, 86400.0),
+        detect_ms=r.integer("detect_ms", 250, 50, 10_000),
     )
     if not spec.ac_name or len(spec.ac_name.encode()) > 64:
         raise ConfigError(r.field("ac_name"), "must be 1..64 bytes")

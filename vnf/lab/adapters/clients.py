@@ -8,10 +8,30 @@ from typing import Any
 import grpc
 
 from vnf.adapters import grpc_server
-from vnf.api import dataplane_admin_pb2_grpc, emulator_pb2_grpc, management_pb2_grpc
+from vnf.api import (
+    common_pb2,
+    dataplane_admin_pb2_grpc,
+    emulator_pb2_grpc,
+    management_pb2_grpc,
+)
 from vnf.config import Endpoint
 from vnf.errors import NotFound
 from vnf.lab.adapters.state import LabState, NodeRecord, StateStore
+
+STATUS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class CpView:
+    """One CP node and what its GetStatus said (``status`` None: ``error`` says why)."""
+
+    node: NodeRecord
+    status: Any
+    error: str
+
+    @property
+    def role(self) -> str:
+        return str(self.status.role) if self.status is not None else "unreachable"
 
 
 @dataclass
@@ -32,6 +52,7 @@ class LabClient:
         self.lab = lab
         self.state: LabState = store.load(lab)
         self._channels: dict[str, grpc.Channel] = {}
+        self._active: NodeRecord | None = None
 
     def __enter__(self) -> LabClient:
         return self
@@ -50,17 +71,48 @@ class LabClient:
             self._channels[node.name] = channel
         return channel
 
+    def cp_statuses(self, timeout_s: float = STATUS_TIMEOUT_S) -> list[CpView]:
+        """Every CP node's Management.GetStatus, asked in parallel (None: did not answer)."""
+        cps = self.nodes("cp")
+        calls = [
+            (cp, self.management_of(cp).GetStatus.future(common_pb2.Empty(), timeout=timeout_s))
+            for cp in cps
+        ]
+        views = []
+        for cp, call in calls:
+            try:
+                views.append(CpView(cp, call.result(), ""))
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else None
+                views.append(CpView(cp, None, code.name.lower() if code else str(exc)))
+        return views
+
     def active_cp(self) -> NodeRecord:
+        """The CP that reports itself active (the highest epoch if several do), else the
+        first that answers, else the first CP. Asked once per client."""
+        if self._active is not None:
+            return self._active
         cps = self.nodes("cp")
         if not cps:
             raise NotFound(f"lab {self.lab} has no control plane")
-        for cp in cps:
-            if cp.role == "active":
-                return cp
-        return cps[0]
+        chosen = cps[0]
+        if len(cps) > 1:
+            views = self.cp_statuses()
+            active = [v for v in views if v.status is not None and v.status.role == "active"]
+            answering = [v for v in views if v.status is not None]
+            if active:
+                chosen = max(active, key=lambda v: v.status.epoch if v.status else 0).node
+            elif answering:
+                chosen = answering[0].node
+        self._active = chosen
+        return chosen
 
     def management(self) -> Any:
-        return management_pb2_grpc.ManagementStub(self.channel(self.active_cp()))
+        """Management stub of the active CP."""
+        return self.management_of(self.active_cp())
+
+    def management_of(self, node: NodeRecord) -> Any:
+        return management_pb2_grpc.ManagementStub(self.channel(node))
 
     def dp_admin(self, node: NodeRecord) -> Any:
         return dataplane_admin_pb2_grpc.DataPlaneAdminStub(self.channel(node))

@@ -15,18 +15,19 @@ import pathlib
 import signal
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from vnf.adapters.process import write_sysctl
+from vnf.adapters.process import in_netns, write_sysctl
 from vnf.errors import Conflict, NotFound
 from vnf.lab.adapters.state import Attachment, LabState, RootLink, StateStore
 from vnf.lab.plan import LabPlan, LinkPlan, MacKind, make_mac
 from vnf.model.addresses import mac_to_str
 
 NETNS_DIR = pathlib.Path("/var/run/netns")
+T = TypeVar("T")
 
 Progress = Callable[[str], None]
 
@@ -154,6 +155,7 @@ def kill_netns_processes(names: list[str], deadline_s: float = 3.0) -> int:
     for pid in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a frozen (FREEZE fault) process must see it now
     end = time.monotonic() + deadline_s
     while time.monotonic() < end and any(pathlib.Path(f"/proc/{p}").exists() for p in victims):
         time.sleep(0.05)
@@ -232,3 +234,75 @@ def attach(
     )
     _create_link(link)
     return record
+
+
+# -- fault injection: cut the management path between two nodes ------------------------------
+
+# Routing protocol number of the routes a LINK fault adds (rtnetlink's rtm_protocol; unused by
+# the kernel and by common routing daemons), so a repair removes exactly those and nothing else.
+RTPROT_VNF_FAULT = 77
+
+
+def _in_ns(ns: str, work: Callable[[Any], T]) -> T:
+    """``work(ipr)`` with an IPRoute opened inside ``ns`` by a helper thread (setns).
+
+    Unlike :class:`NetNS`, this forks nothing, so a multi-threaded process (the orchestrator,
+    with gRPC running) can use it."""
+
+    def run() -> T:
+        with IPRoute() as ipr:
+            return work(ipr)
+
+    return in_netns(ns, run)
+
+
+def cut_path(a_ns: str, a_ip: str, b_ns: str, b_ip: str) -> None:
+    """Blackhole ``b_ip``/32 inside ``a_ns`` and ``a_ip``/32 inside ``b_ns``.
+
+    Both sit on the management bridge's /24; the /32 wins by longest prefix, so traffic
+    between the two is dropped at its source in both directions while each keeps talking to
+    every other node and to the root namespace. Nothing else is touched: no firewall rule, no
+    link state. An existing route of ours is left as it is (a repeated cut is harmless)."""
+    for ns, dst in ((a_ns, b_ip), (b_ns, a_ip)):
+
+        def add(ipr: Any, dst: str = dst) -> None:
+            try:
+                ipr.route("add", dst=f"{dst}/32", type="blackhole", proto=RTPROT_VNF_FAULT)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+
+        _in_ns(ns, add)
+
+
+def restore_path(a_ns: str, a_ip: str, b_ns: str, b_ip: str) -> int:
+    """Remove the routes :func:`cut_path` added (only ours: matched by protocol number).
+    Returns how many were removed; a namespace that is gone counts as nothing to remove."""
+    existing = set(netns.listnetns())
+    removed = 0
+    for ns, dst in ((a_ns, b_ip), (b_ns, a_ip)):
+        if ns not in existing:
+            continue
+
+        def delete(ipr: Any, dst: str = dst) -> int:
+            try:
+                ipr.route("del", dst=f"{dst}/32", type="blackhole", proto=RTPROT_VNF_FAULT)
+            except NetlinkError as exc:
+                if exc.code != errno.ESRCH:
+                    raise
+                return 0
+            return 1
+
+        removed += _in_ns(ns, delete)
+    return removed
+
+
+def fault_routes(ns: str) -> list[str]:
+    """Destinations of the LINK-fault routes inside ``ns`` (``a.b.c.d/32``)."""
+    return _in_ns(
+        ns,
+        lambda ipr: [
+            f"{r.get('RTA_DST')}/{r['dst_len']}"
+            for r in ipr.get_routes(family=2, proto=RTPROT_VNF_FAULT)
+        ],
+    )

@@ -8,6 +8,7 @@ Layout under the runtime directory (default ``/run/vnf``, ``VNF_RUNTIME_DIR`` ov
     labs/<lab>/pids/<node>.json one file per process started for the lab (pid + start time)
     labs/<lab>/nodes/<node>.json the node's configuration
     labs/<lab>/orchestrator.sock the orchestrator's gRPC socket
+    labs/<lab>/faults.json     active faults (held kills, freezes, link cuts), by the orchestrator
 
 Resources are recorded *before* they are created, so a crash between the two leaves a record
 of something that may not exist (``down`` tolerates that) and never the reverse.
@@ -197,7 +198,7 @@ class StateStore:
                 path.unlink(missing_ok=True)
             with contextlib.suppress(FileNotFoundError, OSError):
                 (directory / sub).rmdir()
-        for name in ("state.json", "orchestrator.sock", "orchestrator.log"):
+        for name in ("state.json", "faults.json", "orchestrator.sock", "orchestrator.log"):
             (directory / name).unlink(missing_ok=True)
         with contextlib.suppress(FileNotFoundError, OSError):
             directory.rmdir()
@@ -217,6 +218,26 @@ class StateStore:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(state), indent=2))
         os.replace(tmp, path)
+
+    # -- active faults (written by the orchestrator, read by `vnf lab status`) ---------------
+
+    def faults_path(self, lab: str) -> pathlib.Path:
+        return self.lab_dir(lab) / "faults.json"
+
+    def save_faults(self, lab: str, faults: list[dict[str, Any]]) -> None:
+        path = self.faults_path(lab)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(faults, indent=2))
+        os.replace(tmp, path)
+
+    def faults(self, lab: str) -> list[dict[str, Any]]:
+        """The lab's active faults as the orchestrator last recorded them (none: [])."""
+        try:
+            data = json.loads(self.faults_path(lab).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return []
+        return [f for f in data if isinstance(f, dict)] if isinstance(data, list) else []
 
     # -- processes -------------------------------------------------------------------------
 
@@ -251,6 +272,7 @@ def stop_process(record: ProcessRecord, deadline_s: float = 5.0) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(record.pid, signal.SIGTERM)
+        os.kill(record.pid, signal.SIGCONT)  # a frozen (FREEZE fault) process must see it now
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if not record.alive():
