@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks and write JSON reports to bench/results/.
 
-    python -m bench.run [--only micro,setup,forwarding,memory] [--quick]
+    python -m bench.run [--only micro,setup,forwarding,memory,failover] [--quick]
 
 Each report carries the machine it ran on; figures meant to be compared (the DP worker
 against kernel forwarding) are measured in the same run and reported as ratios. The macro
@@ -21,7 +21,7 @@ from typing import Any
 from bench.machine import describe
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-ALL = ("micro", "setup", "forwarding", "memory")
+ALL = ("micro", "setup", "forwarding", "memory", "failover")
 
 
 def write(name: str, report: dict[str, Any]) -> pathlib.Path:
@@ -55,6 +55,12 @@ def micro(quick: bool) -> pathlib.Path:
     return path
 
 
+def _fmt(d: dict[str, float]) -> str:
+    if not d:
+        return "-"
+    return f"{d['min']:g}/{d['p50']:g}/{d['p99']:g}/{d['max']:g}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated: {', '.join(ALL)}")
@@ -64,7 +70,7 @@ def main() -> int:
     unknown = set(wanted) - set(ALL)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    needs_root = {"setup", "forwarding"} & set(wanted)
+    needs_root = {"setup", "forwarding", "failover"} & set(wanted)
     if needs_root and os.geteuid() != 0:
         parser.error(f"{', '.join(sorted(needs_root))} need root (network namespaces)")
     written = []
@@ -106,6 +112,18 @@ def main() -> int:
         print(
             f"CP memory: {report['bytes_per_session']} bytes/session at {report['active']} sessions"
         )
+    if "failover" in wanted:
+        from bench import failover
+
+        report = failover.run(subscribers=1000, rounds=2 if args.quick else 5, seconds=4.5)
+        written.append(write("failover", report))
+        print("failover (ms: min / p50 / p99 / max):")
+        for case, row in report["cases"].items():
+            print(
+                f"  {case:14s} detection {_fmt(row['detection_ms'])}  takeover "
+                f"{_fmt(row['takeover_ms'])}  gap max {_fmt(row['gap_max_ms'])}  "
+                f"lost {row['lost']}/{row['sent']}  flapped {row['sessions_flapped']}"
+            )
     for path in written:
         print(f"wrote {path}")
     return 0

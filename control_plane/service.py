@@ -93,6 +93,7 @@ from vnf.model.subscriber import Subscriber
 
 PADI_DEDUP_S = 0.5
 REMOVE_ACK_TIMEOUT_S = 5.0
+MOVE_DRAIN_S = 1.0  # a moved group's old DP keeps it this long (make-before-break)
 KEY_BLOCK = 1024  # session keys are replicated as "used up to", a block at a time
 TAKEOVER_HISTORY = 32
 
@@ -213,6 +214,7 @@ class ControlPlane:
         self.moves_done: list[tuple[int, Takeover | None, str]] = []  # outbox
         self.orphaned: dict[int, float] = {}  # group → since when it has no serving DP
         self._unseen: dict[str, float] = {}  # DP → deadline to reach us after a takeover
+        self._releases: deque[tuple[float, str]] = deque()  # (when, DP) after a move
         self.directory = directory
         self.random_bytes = random_bytes
         self.acct_prefix = acct_prefix
@@ -414,6 +416,10 @@ class ControlPlane:
         not reach us within the detection time after a takeover fail over."""
         if not self.active:
             return
+        while self._releases and self._releases[0][0] <= now:
+            _, old = self._releases.popleft()
+            if self.placement.dps[old].connected:
+                self._sync_dp(old)
         for dp, deadline in list(self._unseen.items()):
             info = self.placement.dps[dp]
             if info.connected:
@@ -488,8 +494,9 @@ class ControlPlane:
             if s.replicated_at:
                 self._emit(SessionUpsert(self._record_of(s)))
         self._sync_dp(move.to_dp)
-        if self.placement.dps.get(old) is not None and self.placement.dps[old].connected:
-            self._sync_dp(old)
+        # The old DP keeps forwarding the group a little longer: until the core's routes
+        # follow, its downstream frames can still teach the access bridge its port.
+        self._releases.append((now + MOVE_DRAIN_S, old))
         self.routes_changed = True
         move.takeover.takeover_ms = (now - move.takeover.decided) * 1000.0
         self.takeovers.append(move.takeover)

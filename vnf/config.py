@@ -96,7 +96,7 @@ class CpConfig:
     index: int = 0  # 0 for cp-a, 1 for cp-b: epoch parity, and cp-a wins the first election
     peer: str = ""  # gRPC address of the other CP of the pair; empty without one
     peer_name: str = ""
-    detect_s: float = 0.25  # silence after which a peer CP or a DP counts as failed
+    detect_s: float = 0.2  # silence after which a peer CP or a DP counts as failed
     headless_timeout_s: float = 120.0  # a DP without an active CP this long flushes (0: never)
 
 
@@ -119,7 +119,7 @@ class DpConfig:
     cp_addresses: tuple[str, ...]
     batch_size: int = 256
     io: str = "rawsock"
-    detect_s: float = 0.25  # silence after which a CP stream counts as lost
+    detect_s: float = 0.2  # silence after which a CP stream counts as lost
 
 
 @dataclass(frozen=True, slots=True)

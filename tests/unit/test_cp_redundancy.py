@@ -207,6 +207,10 @@ def test_a_planned_move_is_make_before_break_and_keeps_usage() -> None:
     assert group.dp == "dp-site1-3"
     assert not h.cp.moves and move.takeover.done
     assert h.cp.moves_done[-1][0] == group.group_id
+    h.deliver()
+    assert keys <= set(h.installed["dp-site1-1"])  # still forwarding while routes follow
+    h.clock.advance(2.0)
+    h.cp.expire_orphans(h.clock())
     h.deliver()  # the old DP's new assignment (without the group)
     assert {k for k, r in h.installed["dp-site1-3"].items()} >= keys
     assert not keys & set(h.installed["dp-site1-1"])

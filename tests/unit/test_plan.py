@@ -112,7 +112,7 @@ def test_the_cp_pair_knows_each_other() -> None:
     assert (b.index, b.peer, b.peer_name) == (1, a.endpoint.grpc, "cp-a")
     assert a.peer != b.peer
     for config in (a, b):
-        assert config.detect_s == 0.25
+        assert config.detect_s == 0.2
         assert config.headless_timeout_s == 120.0
 
 

@@ -15,7 +15,7 @@ def test_default_lab_is_the_one_the_issue_describes() -> None:
     assert t.name == "default"
     assert t.control_plane.nodes == 2  # the 1+1 pair
     assert t.control_plane.headless_timeout_s == 120.0
-    assert t.control_plane.detect_ms == 250
+    assert t.control_plane.detect_ms == 200
     (site,) = t.sites
     assert (site.data_plane.active, site.data_plane.standby) == (2, 1)
     assert site.subscribers.pppoe == 200

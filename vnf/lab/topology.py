@@ -10,7 +10,7 @@ Schema (every key optional; the defaults are the default lab)::
     control_plane:
       nodes: 2                    # 2: the 1+1 pair cp-a + cp-b; 1: a single CP
       headless_timeout_s: 120     # a DP without an active CP this long flushes (0: never)
-      detect_ms: 250              # silence after which a peer CP or a DP counts as failed
+      detect_ms: 200              # silence after which a peer CP or a DP counts as failed
       ac_name: vnf-bras
       service_names: []           # empty: serve any Service-Name
       auth_methods: [chap, pap]   # offered in LCP, in preference order
@@ -72,7 +72,7 @@ class ControlPlaneSpec:
     lcp: LcpSettings = LcpSettings()
     dns: tuple[str, ...] = ("198.18.2.53", "198.18.2.54")
     headless_timeout_s: float = 120.0
-    detect_ms: int = 250
+    detect_ms: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +277,7 @@ def _parse_control_plane(r: _Reader) -> ControlPlaneSpec:
         lcp=lcp,
         dns=dns,
         headless_timeout_s=r.number("headless_timeout_s", 120.0, 0.0, 86400.0),
-        detect_ms=r.integer("detect_ms", 250, 50, 10_000),
+        detect_ms=r.integer("detect_ms", 200, 50, 10_000),
     )
     if not spec.ac_name or len(spec.ac_name.encode()) > 64:
         raise ConfigError(r.field("ac_name"), "must be 1..64 bytes")

@@ -87,9 +87,13 @@ class LabClient:
                 views.append(CpView(cp, None, code.name.lower() if code else str(exc)))
         return views
 
+    def forget_active(self) -> None:
+        """Ask again which CP is active on the next call (after a takeover)."""
+        self._active = None
+
     def active_cp(self) -> NodeRecord:
         """The CP that reports itself active (the highest epoch if several do), else the
-        first that answers, else the first CP. Asked once per client."""
+        first that answers, else the first CP. Asked once per client (see forget_active)."""
         if self._active is not None:
             return self._active
         cps = self.nodes("cp")
