@@ -271,17 +271,12 @@ class ControlPlane:
             return
         for g in self.placement.groups_of(dp):
             self.orphaned.pop(g.group_id, None)
+        if not self.placement.groups_of(dp):
+            for group_id in list(self.orphaned):
+                group = self.placement.by_id[group_id]
+                if group.group.site == info.site:
+                    self._place_group(group, dp)
         self._sync_dp(dp)
-        orphans = [
-            self.placement.by_id[g]
-            for g in self.orphaned
-            if self.placement.by_id[g].group.site == info.site
-        ]
-        if orphans and not self.placement.groups_of(dp):
-            for group in orphans:
-                self._take_over_group(group, dp, now)
-            self._sync_dp(dp)
-            self.routes_changed = True
 
     def _sync_dp(self, dp: str) -> list[SessionRule]:
         """Queue an assignment and a complete (replace-all) rule set for ``dp``."""
@@ -331,11 +326,15 @@ class ControlPlane:
         for move in list(self.moves.values()):
             if move.to_dp == dp:
                 self._abort_move(move, f"{dp} failed")
+        self._fail_over(info, now, last_seen if last_seen is not None else info.last_heartbeat)
+
+    def _fail_over(self, info: DpInfo, now: float, seen: float) -> None:
+        """Move the groups of the failed DP ``info`` to a standby of its site, or orphan them."""
+        dp = info.name
         groups = self.placement.groups_of(dp)
         if not groups:
             return
         standby = self._standby_for(info)
-        seen = last_seen if last_seen is not None else info.last_heartbeat
         if standby is None:
             self.counters["dp_failures_without_standby", dp] += 1
             for g in groups:
@@ -353,7 +352,7 @@ class ControlPlane:
             self.epoch,
         )
         for g in groups:
-            self._take_over_group(g, standby.name, now)
+            self._place_group(g, standby.name)
         self._track(takeover, standby.name, self._sync_dp(standby.name))
         self.counters["failovers", "dp"] += 1
 
@@ -371,16 +370,17 @@ class ControlPlane:
         candidates.sort(key=lambda d: (d.role != "standby", d.name))
         return candidates[0] if candidates else None
 
-    def _take_over_group(self, group: GroupState, dp: str, now: float) -> None:
-        """Break-before-make: ``group`` is served by ``dp`` from now on (its old DP is gone).
-        The sessions keep what the old DP counted as their base."""
+    def _place_group(self, group: GroupState, dp: str, draining: str = "") -> None:
+        """``group`` is served by ``dp`` from now on. Its sessions keep what the old DP
+        counted as their base; ``draining``: the old DP still runs and will report its final
+        counts (a planned move), which then join the base (:meth:`usage`)."""
         self.orphaned.pop(group.group_id, None)
         group.dp = dp
         self._emit(GroupPlaced(group.group_id, dp))
         for key in group.members:
             s = self.sessions.by_key[key]
+            s.moved_from, s.moved_usage = draining, sub_counts(s.usage, s.base)
             s.base = s.usage
-            s.moved_from = ""
             if s.replicated_at:
                 self._emit(SessionUpsert(self._record_of(s)))
         self.routes_changed = True
@@ -410,10 +410,12 @@ class ControlPlane:
             info.last_heartbeat = now
             info.sessions = sessions
 
-    def expire_orphans(self, now: float) -> None:
-        """Sessions of groups without a serving DP for the headless timeout end (their DP
-        flushed them by now); accounting stops with the last counters reported. DPs that did
-        not reach us within the detection time after a takeover fail over."""
+    def tick(self, now: float) -> None:
+        """Periodic work of the active (every heartbeat interval): release the old DP of a
+        finished move after its drain; fail over DPs that did not reach us within the
+        detection time after a takeover; end the sessions of groups without a serving DP
+        for the headless timeout (their DP flushed them by now; accounting stops with the
+        last counters reported)."""
         if not self.active:
             return
         while self._releases and self._releases[0][0] <= now:
@@ -426,8 +428,7 @@ class ControlPlane:
                 del self._unseen[dp]
             elif now >= deadline:
                 del self._unseen[dp]
-                info.connected = True  # so that dp_disconnected runs its failover
-                self.dp_disconnected(dp, now)
+                self._fail_over(info, now, info.last_heartbeat)
         timeout = self.config.headless_timeout_s
         if timeout <= 0:
             return
@@ -483,21 +484,11 @@ class ControlPlane:
         group = self.placement.by_id[move.group_id]
         old = group.dp
         del self.moves[move.group_id]
-        self.orphaned.pop(group.group_id, None)
-        group.dp = move.to_dp
-        self._emit(GroupPlaced(group.group_id, move.to_dp))
-        for key in group.members:
-            s = self.sessions.by_key[key]
-            dp_part = sub_counts(s.usage, s.base)
-            s.base = s.usage
-            s.moved_from, s.moved_usage = old, dp_part
-            if s.replicated_at:
-                self._emit(SessionUpsert(self._record_of(s)))
+        self._place_group(group, move.to_dp, draining=old)
         self._sync_dp(move.to_dp)
         # The old DP keeps forwarding the group a little longer: until the core's routes
         # follow, its downstream frames can still teach the access bridge its port.
         self._releases.append((now + MOVE_DRAIN_S, old))
-        self.routes_changed = True
         move.takeover.takeover_ms = (now - move.takeover.decided) * 1000.0
         self.takeovers.append(move.takeover)
         self.moves_done.append((move.group_id, move.takeover, ""))

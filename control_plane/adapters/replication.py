@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ import grpc
 from control_plane.replica import (
     AccountingWritten,
     Change,
+    Counts,
     EpochSet,
     GroupPlaced,
     KeysUsed,
@@ -32,6 +32,7 @@ from control_plane.replica import (
 )
 from vnf.adapters import grpc_server
 from vnf.api import convert, replication_pb2, replication_pb2_grpc, session_control_pb2
+from vnf.model.session import Usage
 
 if TYPE_CHECKING:
     from control_plane.adapters.runtime import CpRuntime
@@ -44,14 +45,13 @@ Outgoing = asyncio.Queue[replication_pb2.ActiveMessage | None]
 # ---------------------------------------------------------------------------- conversions
 
 
-def _counts_to_pb(c: tuple[int, int, int, int]) -> session_control_pb2.UsageReport:
-    return session_control_pb2.UsageReport(
-        up_packets=c[0], up_bytes=c[1], down_packets=c[2], down_bytes=c[3]
-    )
+def _counts_to_pb(c: Counts) -> session_control_pb2.UsageReport:
+    return convert.usage_to_pb(Usage(0, *c))
 
 
-def _counts_from_pb(m: session_control_pb2.UsageReport) -> tuple[int, int, int, int]:
-    return (m.up_packets, m.up_bytes, m.down_packets, m.down_bytes)
+def _counts_from_pb(m: session_control_pb2.UsageReport) -> Counts:
+    u = convert.usage_from_pb(m)
+    return (u.up_packets, u.up_bytes, u.down_packets, u.down_bytes)
 
 
 def change_to_pb(change: Change) -> replication_pb2.Change:
@@ -256,7 +256,7 @@ async def _follow_once(runtime: CpRuntime, address: str) -> None:
                     seq = runtime.core.replica.seq
                     out.put_nowait(replication_pb2.StandbyMessage(applied_seq=seq))
                 elif kind == "handover":
-                    runtime.take_over(msg.cp, "cp_switchover", time.monotonic())
+                    runtime.take_over(msg.cp, "cp_switchover")
                     return
         finally:
             out.put_nowait(None)

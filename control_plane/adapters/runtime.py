@@ -231,7 +231,7 @@ class CpRuntime:
                             epoch=self.epoch, cp=self.config.name, heartbeat_ns=time.monotonic_ns()
                         )
                     )
-                self.core.expire_orphans(now)
+                self.core.tick(now)
                 self.request_flush()
                 self._step_down_if_isolated(now)
             else:
@@ -298,9 +298,8 @@ class CpRuntime:
         elif now - self.isolated_since >= limit:
             self.demote("isolated: no DP and no peer")
 
-    def take_over(self, from_cp: str, kind: str, now: float) -> None:
+    def take_over(self, from_cp: str, kind: str) -> None:
         """Planned handover from the active: promote at once."""
-        del now
         self._promote(kind, from_cp, 0.0)
 
     def _promote(self, kind: str, from_cp: str, detection_ms: float) -> None:

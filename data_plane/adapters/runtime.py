@@ -50,7 +50,7 @@ from vnf.api import common_pb2, convert, session_control_pb2, session_control_pb
 from vnf.config import DpConfig
 from vnf.errors import ConfigError, Overloaded
 from vnf.model.addresses import ip_to_int, parse_mac
-from vnf.model.session import RuleOp, SessionRule, TrafficEndpoint
+from vnf.model.session import RuleOp, SessionRule, TrafficEndpoint, Usage
 
 log = logging.getLogger("dp")
 
@@ -227,18 +227,21 @@ class DpRuntime:
             if self.active is not None:
                 if now >= next_usage:
                     next_usage = now + self.usage_interval_s
-                    reports = self.worker.usage(changed_only=True)
-                    if reports:
-                        self.active.send(
-                            DpMessage(
-                                usage=session_control_pb2.UsageBatch(
-                                    reports=[convert.usage_to_pb(u) for u in reports]
-                                )
-                            )
-                        )
+                    self._report_usage(self.worker.usage(changed_only=True))
             else:
                 self._check_headless(now)
             await asyncio.sleep(min(self.heartbeat_interval_s, 0.5))
+
+    def _report_usage(self, reports: list[Usage]) -> None:
+        """Cumulative counters to the active CP (none while headless)."""
+        if reports and self.active is not None:
+            self.active.send(
+                DpMessage(
+                    usage=session_control_pb2.UsageBatch(
+                        reports=[convert.usage_to_pb(u) for u in reports]
+                    )
+                )
+            )
 
     def _check_headless(self, now: float) -> None:
         timeout = self.headless_timeout_s
@@ -449,14 +452,7 @@ class DpRuntime:
         # the counts of the last interim update).
         reports = final + self.worker.usage(changed_only=False) if self._report_all else final
         self._report_all = False
-        if reports and self.active is not None:
-            self.active.send(
-                DpMessage(
-                    usage=session_control_pb2.UsageBatch(
-                        reports=[convert.usage_to_pb(u) for u in reports]
-                    )
-                )
-            )
+        self._report_usage(reports)
         self.prepared = prepare
         self.role = "active" if a.role == session_control_pb2.DP_ROLE_ACTIVE else "standby"
         if a.usage_interval_ms:

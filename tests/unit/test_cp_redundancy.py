@@ -163,7 +163,7 @@ def test_without_a_standby_the_groups_wait_and_expire_after_the_headless_timeout
     assert set(h.cp.orphaned) == {g.group_id for g in h.cp.placement.groups_of(failed)}
     h.drain_accounting()
     h.clock.advance(h.config.headless_timeout_s + 1)
-    h.cp.expire_orphans(h.clock())
+    h.cp.tick(h.clock())
     stops = [r for r in h.drain_accounting() if r.record_type is RecordType.STOP]
     assert {r.terminate_cause for r in stops} == {"lost-service"}
     assert len(stops) == len(on_failed)
@@ -179,13 +179,13 @@ def test_a_dp_back_before_the_headless_timeout_keeps_its_sessions() -> None:
     keys = set(h.installed[failed])
     h.disconnect(failed)
     h.clock.advance(h.config.headless_timeout_s / 2)
-    h.cp.expire_orphans(h.clock())
+    h.cp.tick(h.clock())
     h.connect(failed)
     h.deliver()
     assert set(h.installed[failed]) == keys
     assert not h.cp.orphaned
     h.clock.advance(h.config.headless_timeout_s)
-    h.cp.expire_orphans(h.clock())
+    h.cp.tick(h.clock())
     assert len(h.cp.sessions) == 4
 
 
@@ -210,7 +210,7 @@ def test_a_planned_move_is_make_before_break_and_keeps_usage() -> None:
     h.deliver()
     assert keys <= set(h.installed["dp-site1-1"])  # still forwarding while routes follow
     h.clock.advance(2.0)
-    h.cp.expire_orphans(h.clock())
+    h.cp.tick(h.clock())
     h.deliver()  # the old DP's new assignment (without the group)
     assert {k for k, r in h.installed["dp-site1-3"].items()} >= keys
     assert not keys & set(h.installed["dp-site1-1"])
