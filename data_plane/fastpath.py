@@ -30,7 +30,7 @@ Verdict precedence (the first matching line wins):
 
 * upstream (ACCESS port): runt (< 14 bytes) · not_for_us (destination neither one of our
   groups' virtual MACs nor broadcast) · discovery 0x8863 → punt, or standby when the worker
-  holds no group · unknown_ethertype (not 0x8864) · not_for_us (0x8864 to broadcast) ·
+  serves no group · unknown_ethertype (not 0x8864) · not_for_us (0x8864 to broadcast) ·
   bad_pppoe (RFC 2516 §4: VER/TYPE 0x11, CODE 0x00, LENGTH ≥ 2 and within the frame) ·
   PPP protocol not 0x0021 → punt (LCP, PAP, CHAP, IPCP... to the CP, session installed or
   not) · unknown_session · spoofed_mac · bad_ipv4 (version 4, IHL ≥ 5, IHL ≤ total length
@@ -317,7 +317,7 @@ def upstream(
             frame = buf[i, h : h + _PEEK].tobytes()
             verdict[i] = classify_access(frame, int(batch.lengths[i]), sessions)
     else:
-        standby = len(sessions.groups) == 0
+        standby = sessions.groups.serving == 0
         words = (w0, w1, w2, w3)
         verdict = _access_verdicts(words, length, ours, valid, mac_ok, ip_ok, ttl_ok, standby)
         if next_hop_header is None:

@@ -89,10 +89,17 @@ class GroupPlan:
     groups: tuple[SubscriberGroup, ...]
     removed_slots: frozenset[int]
     """Slots whose group leaves or changes: their sessions go."""
+    prepared: frozenset[int] = frozenset()
+    """Group ids held but not served (make-before-break, hot standby): see GroupTable."""
 
 
 class GroupTable:
-    """The subscriber groups this worker serves, one slot each."""
+    """The subscriber groups this worker holds, one slot each.
+
+    A *prepared* group (held for a make-before-break move, or by a hot standby) has its
+    slot and accepts session rules, but the lookups do not see it: frames to its virtual
+    MAC are not ours, addresses of its pool have no route. Claiming it (a new plan without
+    it in ``prepared``) keeps its slot and sessions and makes it visible."""
 
     def __init__(self, max_groups: int = 16, max_pool_addresses: int = 1 << 20) -> None:
         if not 1 <= max_groups <= 256:
@@ -103,6 +110,7 @@ class GroupTable:
         """The group slot of frames for no group of ours (never holds a session)."""
         self._by_slot: list[SubscriberGroup | None] = [None] * max_groups
         self._slot_of: dict[int, int] = {}
+        self._prepared: frozenset[int] = frozenset()
         self._pool_start = [0] * max_groups
         self._rebuild()
 
@@ -113,14 +121,20 @@ class GroupTable:
     def __iter__(self) -> Iterator[SubscriberGroup]:
         return (g for g in self._by_slot if g is not None)
 
+    @property
+    def serving(self) -> int:
+        """Groups held and not prepared: those whose frames this worker forwards."""
+        return len(self._slot_of) - len(self._prepared)
+
     def slot_of(self, group_id: int) -> int | None:
         return self._slot_of.get(group_id)
 
     def group_at(self, slot: int) -> SubscriberGroup | None:
         return self._by_slot[slot] if 0 <= slot < self.max_groups else None
 
-    def plan(self, groups: Sequence[SubscriberGroup]) -> GroupPlan:
-        """Validate ``groups`` as the complete new assignment; raise before changing anything.
+    def plan(self, groups: Sequence[SubscriberGroup], prepared: Iterable[int] = ()) -> GroupPlan:
+        """Validate ``groups`` as the complete new assignment (``prepared``: the ids of
+        those only held, not served); raise before changing anything.
 
         Groups that stay (same id, MAC and pool) keep their slot, so their sessions stay put.
         """
@@ -151,13 +165,15 @@ class GroupTable:
         removed = frozenset(s for s in self._slot_of.values() if s not in keep.values())
         free = iter(s for s in range(self.max_groups) if s not in keep.values())
         slots = {g.group_id: keep[g.group_id] if g.group_id in keep else next(free) for g in groups}
-        return GroupPlan(slots, tuple(groups), removed)
+        held = frozenset(prepared) & frozenset(ids)
+        return GroupPlan(slots, tuple(groups), removed, held)
 
     def commit(self, plan: GroupPlan) -> None:
         self._by_slot = [None] * self.max_groups
         for g in plan.groups:
             self._by_slot[plan.slots[g.group_id]] = g
         self._slot_of = dict(plan.slots)
+        self._prepared = plan.prepared
         self._rebuild()
 
     # ---- pool geometry ---------------------------------------------------------------------
@@ -186,16 +202,20 @@ class GroupTable:
         return self._pool_start[group_slot] + off
 
     def _rebuild(self) -> None:
+        # Lookups see only the served groups; the flat layout covers every held one.
+        seen = [
+            g if g is not None and g.group_id not in self._prepared else None for g in self._by_slot
+        ]
         # MAC lookup: sorted keys with a sentinel above every 48-bit MAC, so searchsorted
         # always lands on a valid index and the miss test is one comparison.
-        live = sorted((mac_to_int(g.virtual_mac), s) for s, g in enumerate(self._by_slot) if g)
+        live = sorted((mac_to_int(g.virtual_mac), s) for s, g in enumerate(seen) if g)
         self.mac_keys: U64 = np.array([k for k, _ in live] + [NO_KEY], dtype=np.uint64)
         self.mac_bases: I64 = np.array(
             [s << SESSION_BITS for _, s in live] + [self.dummy_slot << SESSION_BITS],
             dtype=np.int64,
         )
         self.slot_by_mac: dict[bytes, int] = {
-            g.virtual_mac: s for s, g in enumerate(self._by_slot) if g is not None
+            g.virtual_mac: s for s, g in enumerate(seen) if g is not None
         }
         """Virtual MAC → group slot (per-frame exception handling)."""
         self._mac_key0 = np.array(self.mac_keys[0])
@@ -211,7 +231,7 @@ class GroupTable:
         self._pool_start, self._flat_size = starts, total + 1
         pools = sorted(
             (int(g.pool.network_address), g.pool.num_addresses, starts[s])
-            for s, g in enumerate(self._by_slot)
+            for s, g in enumerate(seen)
             if g is not None
         )
         pools.insert(0, (0, 0, total))
@@ -312,7 +332,11 @@ class SessionTable:
 
     def install(self, rule: SessionRule) -> RuleResult:
         """Install a session. Installing a key we hold again updates it in place (a CP that
-        replays its rules after a switchover must not lose counters)."""
+        replays its rules after a switchover must not lose counters); the same rule again
+        changes nothing and costs one comparison (a replayed full set must not stall the
+        fast path that shares this thread)."""
+        if self._rules.get(rule.session_key) == rule:
+            return RuleResult(rule.session_key, True)
         return self._place(rule)
 
     def modify(self, rule: SessionRule) -> RuleResult:
@@ -414,11 +438,14 @@ class SessionTable:
         return (self.up_packets, self.up_bytes, self.down_packets, self.down_bytes, self.dropped)
 
     # ---- groups -----------------------------------------------------------------------------
-    def assign_groups(self, groups: Sequence[SubscriberGroup]) -> list[Usage]:
-        """Serve exactly ``groups`` from now on. Sessions of groups that leave (or change MAC
-        or pool) are removed; their final usage is returned. Raises ConfigError/Overloaded
-        for an impossible assignment, before changing anything."""
-        plan = self.groups.plan(groups)
+    def assign_groups(
+        self, groups: Sequence[SubscriberGroup], prepared: Iterable[int] = ()
+    ) -> list[Usage]:
+        """Hold exactly ``groups`` from now on, serving those not in ``prepared``. Sessions
+        of groups that leave (or change MAC or pool) are removed; their final usage is
+        returned. Raises ConfigError/Overloaded for an impossible assignment, before
+        changing anything."""
+        plan = self.groups.plan(groups, prepared)
         final: list[Usage] = []
         for key, slot in list(self._slot_of_key.items()):
             if slot >> SESSION_BITS in plan.removed_slots:

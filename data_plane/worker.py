@@ -133,10 +133,14 @@ class Worker:
         """A receive batch sized by the configuration."""
         return RxBatch(self.config.batch_size)
 
-    def assign_groups(self, groups: Sequence[SubscriberGroup]) -> list[Usage]:
-        """Serve exactly ``groups``. Returns the final usage of sessions removed because
-        their group left. Raises ConfigError/Overloaded (nothing changed) when impossible."""
-        return self.sessions.assign_groups(groups)
+    def assign_groups(
+        self, groups: Sequence[SubscriberGroup], prepared: Collection[int] = ()
+    ) -> list[Usage]:
+        """Hold exactly ``groups``, serving those not in ``prepared`` (held ones accept
+        rules but forward and punt nothing). Returns the final usage of sessions removed
+        because their group left. Raises ConfigError/Overloaded (nothing changed) when
+        impossible."""
+        return self.sessions.assign_groups(groups, prepared)
 
     def apply_rules(self, rules: Sequence[SessionRule]) -> tuple[list[RuleResult], list[Usage]]:
         """Install/modify/remove session rules; returns per-rule results and the final usage
@@ -153,8 +157,9 @@ class Worker:
 
     @property
     def is_standby(self) -> bool:
-        """A worker holding no group: it forwards and punts nothing."""
-        return len(self.groups) == 0
+        """A worker serving no group (it may hold prepared ones): it forwards and punts
+        nothing."""
+        return self.groups.serving == 0
 
     @property
     def gateway_mac(self) -> bytes | None:

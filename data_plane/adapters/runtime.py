@@ -29,9 +29,11 @@ Following and fencing (DESIGN §5):
   After ``Assignment.headless_timeout_ms`` (0: never) it flushes every session and group
   (their addresses may have been handed out again); a later assignment restores it.
 
-Make-before-break: groups assigned ``prepare_only`` are installed (their session rules are
-accepted) but not claimed. A group is claimed — one gratuitous claim frame, plus the core
-announcement for the assignment — only when an assignment newly claims it.
+Make-before-break and hot standby: groups assigned ``prepare_only`` are held (their session
+rules are accepted) but not served: the worker neither forwards nor punts their frames, so a
+hot standby that flooded frames reach sends nothing twice. A group is claimed — one
+gratuitous claim frame, plus the core announcement for the assignment — only when an
+assignment newly claims it.
 """
 
 from __future__ import annotations
@@ -342,7 +344,9 @@ class DpRuntime:
                 dp_id=cfg.name,
                 site=cfg.site,
                 capabilities=session_control_pb2.Capabilities(
-                    access_types=["pppoe"], max_sessions=65534 * 16, max_groups=16
+                    access_types=["pppoe"],
+                    max_sessions=65534 * self.worker.config.max_groups,
+                    max_groups=self.worker.config.max_groups,
                 ),
                 ports=[
                     session_control_pb2.PortInfo(
@@ -360,7 +364,7 @@ class DpRuntime:
                 installed_sessions=self.worker.session_count,
                 core_ip=ip_to_int(cfg.core_ip),
                 core_prefix_len=cfg.core_prefix_len,
-                groups=self._claimed_groups(),
+                groups=self.claimed_groups(),
             )
         )
 
@@ -442,7 +446,7 @@ class DpRuntime:
             if g.group_id not in self.prepared
         }
         try:
-            final = self.worker.assign_groups(groups)
+            final = self.worker.assign_groups(groups, prepare)
         except (ConfigError, Overloaded) as exc:
             self.counters["assignments_refused"] += 1
             log.error("assignment refused: %s", exc)
@@ -499,7 +503,7 @@ class DpRuntime:
             )
         )
 
-    def _claimed_groups(self) -> list[int]:
+    def claimed_groups(self) -> list[int]:
         return sorted(g.group_id for g in self.worker.groups if g.group_id not in self.prepared)
 
 

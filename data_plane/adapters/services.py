@@ -83,7 +83,13 @@ class DpMetrics:
             "1 while the stream to this CP address has delivered a message",
             (({**const, "address": link.address}, link.up) for link in rt.links),
         )
-        yield gauge("vnf_dp_groups", "Subscriber groups served", len(rt.worker.groups), const)
+        yield gauge("vnf_dp_groups", "Subscriber groups served", rt.worker.groups.serving, const)
+        yield gauge(
+            "vnf_dp_groups_prepared",
+            "Subscriber groups held ready but not served (hot standby, a move's target)",
+            len(rt.worker.groups) - rt.worker.groups.serving,
+            const,
+        )
         yield gauge(
             "vnf_dp_role_active", "1 when the worker serves groups", rt.role == "active", const
         )
@@ -104,7 +110,8 @@ class DataPlaneAdminServicer(dataplane_admin_pb2_grpc.DataPlaneAdminServicer):
             cp_connected=rt.connected,
             cp_address=rt.cp_address,
             epoch=rt.epoch,
-            groups=sorted(g.group_id for g in rt.worker.groups),
+            groups=rt.claimed_groups(),
+            prepared_groups=sorted(rt.prepared),
             sessions=rt.worker.session_count,
             headless_s=rt.headless_s(time.monotonic()),
             access_ifname=rt.config.access_ifname,

@@ -7,6 +7,7 @@ import select
 import numpy as np
 import pytest
 from scapy.layers.l2 import ARP, Ether
+from scapy.layers.ppp import PPPoED
 
 from data_plane.io.base import RxBatch, TxBatch, send_tx
 from data_plane.io.memory import MemoryPort, memory_pair
@@ -20,6 +21,7 @@ from tests.unit.test_fastpath import (
     GW_MAC,
     OTHER_MAC,
     VMAC1,
+    VMAC2,
     client_ip,
     client_mac,
     down_frame,
@@ -110,6 +112,35 @@ def test_group_leaving_reports_final_usage_and_stops_forwarding() -> None:
     assert drops(w) == {"drop_up_not_for_us": 1}
     assert w.assign_groups([]) == [Usage(2)]
     assert w.is_standby
+
+
+def test_prepared_groups_take_rules_but_forward_and_punt_nothing_until_claimed() -> None:
+    """A hot standby (or a move's target) holds groups prepared: flooded frames reach it,
+    and it must not forward them a second time, nor punt discovery to the CP."""
+    w = make_worker(())
+    w.assign_groups([GROUP1, GROUP2], prepared={GROUP1.group_id, GROUP2.group_id})
+    assert w.is_standby and w.groups.serving == 0
+    results, _ = w.apply_rules([rule(1, 1), rule(2, 2, group=GROUP2)])
+    assert all(r.ok for r in results) and w.session_count == 2
+    padi = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=mac_to_str(client_mac(5))) / PPPoED())
+    assert run_access(w, [up_frame(1), padi]) == ([], [])
+    assert run_core(w, [down_frame(client_ip(1))]) == ([], [])
+    assert drops(w) == {
+        "drop_up_not_for_us": 1,
+        "drop_up_standby": 1,
+        "drop_down_no_route": 1,
+    }
+    # Claiming one group keeps its sessions and counters in place and forwards at once;
+    # the other stays prepared.
+    assert w.assign_groups([GROUP1, GROUP2], prepared={GROUP2.group_id}) == []
+    assert w.session_count == 2 and not w.is_standby
+    frame = up_frame(1)
+    assert run_access(w, [frame])[0] == [expected_up(frame)]
+    assert len(run_core(w, [down_frame(client_ip(1), size=100)])[0]) == 1
+    assert run_access(w, [up_frame(2, vmac=VMAC2)]) == ([], [])
+    assert w.usage() == [Usage(1, 1, 46, 1, 128)]
+    _, punts = run_access(w, [padi])
+    assert punts == [padi]
 
 
 # ---- ARP on the core port -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ from vnf.api import common_pb2 as vnf_dot_api_dot_common__pb2
 from vnf.api import management_pb2 as vnf_dot_api_dot_management__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dvnf/api/dataplane_admin.proto\x12\x06vnf.v1\x1a\x14vnf/api/common.proto\x1a\x18vnf/api/management.proto\"\xd0\x01\n\x08\x44pStatus\x12\r\n\x05\x64p_id\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x14\n\x0c\x63p_connected\x18\x04 \x01(\x08\x12\x12\n\ncp_address\x18\x05 \x01(\t\x12\r\n\x05\x65poch\x18\x06 \x01(\x04\x12\x0e\n\x06groups\x18\x07 \x03(\r\x12\x10\n\x08sessions\x18\x08 \x01(\r\x12\x12\n\nheadless_s\x18\t \x01(\x01\x12\x15\n\raccess_ifname\x18\n \x01(\t\x12\x13\n\x0b\x63ore_ifname\x18\x0b \x01(\t2h\n\x0e\x44\x61taPlaneAdmin\x12,\n\tGetStatus\x12\r.vnf.v1.Empty\x1a\x10.vnf.v1.DpStatus\x12(\n\x08GetStats\x12\r.vnf.v1.Empty\x1a\r.vnf.v1.Statsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dvnf/api/dataplane_admin.proto\x12\x06vnf.v1\x1a\x14vnf/api/common.proto\x1a\x18vnf/api/management.proto\"\xe9\x01\n\x08\x44pStatus\x12\r\n\x05\x64p_id\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x14\n\x0c\x63p_connected\x18\x04 \x01(\x08\x12\x12\n\ncp_address\x18\x05 \x01(\t\x12\r\n\x05\x65poch\x18\x06 \x01(\x04\x12\x0e\n\x06groups\x18\x07 \x03(\r\x12\x10\n\x08sessions\x18\x08 \x01(\r\x12\x12\n\nheadless_s\x18\t \x01(\x01\x12\x15\n\raccess_ifname\x18\n \x01(\t\x12\x13\n\x0b\x63ore_ifname\x18\x0b \x01(\t\x12\x17\n\x0fprepared_groups\x18\x0c \x03(\r2h\n\x0e\x44\x61taPlaneAdmin\x12,\n\tGetStatus\x12\r.vnf.v1.Empty\x1a\x10.vnf.v1.DpStatus\x12(\n\x08GetStats\x12\r.vnf.v1.Empty\x1a\r.vnf.v1.Statsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vnf.api.dataplane_admin_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DPSTATUS']._serialized_start=90
-  _globals['_DPSTATUS']._serialized_end=298
-  _globals['_DATAPLANEADMIN']._serialized_start=300
-  _globals['_DATAPLANEADMIN']._serialized_end=404
+  _globals['_DPSTATUS']._serialized_end=323
+  _globals['_DATAPLANEADMIN']._serialized_start=325
+  _globals['_DATAPLANEADMIN']._serialized_end=429
 # @@protoc_insertion_point(module_scope)

@@ -33,6 +33,7 @@ class DpStatus(_message.Message):
     HEADLESS_S_FIELD_NUMBER: _builtins.int
     ACCESS_IFNAME_FIELD_NUMBER: _builtins.int
     CORE_IFNAME_FIELD_NUMBER: _builtins.int
+    PREPARED_GROUPS_FIELD_NUMBER: _builtins.int
     dp_id: _builtins.str
     site: _builtins.str
     role: _builtins.str
@@ -40,12 +41,19 @@ class DpStatus(_message.Message):
     cp_address: _builtins.str
     epoch: _builtins.int
     sessions: _builtins.int
+    """installed, prepared groups' included"""
     headless_s: _builtins.float
     """seconds since the CP was last reachable, 0 when connected"""
     access_ifname: _builtins.str
     core_ifname: _builtins.str
     @_builtins.property
-    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """served (claimed)"""
+
+    @_builtins.property
+    def prepared_groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """held, not served: hot standby or a move's target"""
+
     def __init__(
         self,
         *,
@@ -60,10 +68,11 @@ class DpStatus(_message.Message):
         headless_s: _builtins.float = ...,
         access_ifname: _builtins.str = ...,
         core_ifname: _builtins.str = ...,
+        prepared_groups: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_ifname", b"access_ifname", "core_ifname", b"core_ifname", "cp_address", b"cp_address", "cp_connected", b"cp_connected", "dp_id", b"dp_id", "epoch", b"epoch", "groups", b"groups", "headless_s", b"headless_s", "role", b"role", "sessions", b"sessions", "site", b"site"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_ifname", b"access_ifname", "core_ifname", b"core_ifname", "cp_address", b"cp_address", "cp_connected", b"cp_connected", "dp_id", b"dp_id", "epoch", b"epoch", "groups", b"groups", "headless_s", b"headless_s", "prepared_groups", b"prepared_groups", "role", b"role", "sessions", b"sessions", "site", b"site"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
