@@ -32,6 +32,7 @@ class DpInfo:
     connected_at: float = 0.0
     last_heartbeat: float = 0.0
     sessions: int = 0
+    max_groups: int = 0  # what its Hello said it can hold (0: not said)
 
 
 @dataclass(slots=True)

@@ -215,6 +215,7 @@ class ControlPlane:
         self.orphaned: dict[int, float] = {}  # group → since when it has no serving DP
         self._unseen: dict[str, float] = {}  # DP → deadline to reach us after a takeover
         self._releases: deque[tuple[float, str]] = deque()  # (when, DP) after a move
+        self._settling: deque[tuple[Takeover, str, list[int]]] = deque()  # see settle()
         self.directory = directory
         self.random_bytes = random_bytes
         self.acct_prefix = acct_prefix
@@ -239,6 +240,7 @@ class ControlPlane:
         self.rules: dict[str, list[SessionRule]] = {}
         self.full_sync: dict[str, list[SessionRule]] = {}
         self.assignments: dict[str, Assignment] = {}
+        self.prepared_on: dict[str, frozenset[int]] = {}  # DP → groups it holds prepared
         self.accounting: list[AccountingRecord] = []
         self.starts: list[PendingStart] = []
         self.routes_changed = True
@@ -255,14 +257,15 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ DP lifecycle (SCi)
 
-    def dp_connected(self, dp: str, site: str, now: float) -> None:
+    def dp_connected(self, dp: str, site: str, now: float, max_groups: int = 0) -> None:
         """A DP said Hello. The active gives it its groups and its complete session set; a
         DP that serves no group adopts the site's orphaned groups (their DP failed while no
-        standby was there)."""
+        standby was there), or else becomes a hot standby of its site."""
         info = self.placement.dps.get(dp)
         if info is None:
             self.counters["dp_rejected", "unknown_dp"] += 1
             raise KeyError(dp)
+        info.max_groups = max_groups
         info.connected = True
         info.connected_at = now
         info.last_heartbeat = now
@@ -278,15 +281,22 @@ class ControlPlane:
                     self._place_group(group, dp)
         self._sync_dp(dp)
 
-    def _sync_dp(self, dp: str) -> list[SessionRule]:
-        """Queue an assignment and a complete (replace-all) rule set for ``dp``."""
+    def _assign(self, dp: str) -> tuple[list[GroupState], frozenset[int]]:
+        """Queue ``dp``'s assignment: the groups it serves and those it holds prepared."""
         groups = self.placement.groups_of(dp)
         prepared = frozenset(m.group_id for m in self.moves.values() if m.to_dp == dp)
+        prepared |= self._hot_groups(dp, groups)
         role = DpRole.ACTIVE if groups else DpRole.STANDBY
         every = tuple(g.group for g in groups) + tuple(
             self.placement.by_id[g].group for g in sorted(prepared)
         )
         self.assignments[dp] = Assignment(role, every, self.core_gateway, prepared)
+        self.prepared_on[dp] = prepared
+        return groups, prepared
+
+    def _sync_dp(self, dp: str) -> list[SessionRule]:
+        """Queue an assignment and a complete (replace-all) rule set for ``dp``."""
+        groups, prepared = self._assign(dp)
         rules = []
         wanted = [*groups, *(self.placement.by_id[g] for g in prepared)]
         for g in wanted:
@@ -303,6 +313,21 @@ class ControlPlane:
         self.rules.pop(dp, None)  # superseded by the full sync
         self.routes_changed = True
         return rules
+
+    def _hot_groups(self, dp: str, serving: list[GroupState]) -> frozenset[int]:
+        """The groups a hot standby DP holds ready (docs/redundancy.md): every group of its
+        site, when it serves none and can hold them all. A failover is then a claim: its
+        sessions are installed before the failure, not after."""
+        info = self.placement.dps[dp]
+        if serving or not self.config.hot_standby:
+            return frozenset()
+        site = [
+            g.group.group_id for g in self.placement.by_id.values() if g.group.site == info.site
+        ]
+        if info.max_groups and len(site) > info.max_groups:
+            self.counters["hot_standby_too_small", dp] += 1
+            return frozenset()
+        return frozenset(site)
 
     def dp_disconnected(self, dp: str, now: float, last_seen: float | None = None) -> None:
         """A DP's stream ended or went silent: for the active, the DP failed. Its groups
@@ -351,10 +376,35 @@ class ControlPlane:
             len(groups),
             self.epoch,
         )
+        hot = {g.group_id for g in groups} <= self.prepared_on.get(standby.name, frozenset())
         for g in groups:
-            self._place_group(g, standby.name)
-        self._track(takeover, standby.name, self._sync_dp(standby.name))
+            self._place_group(g, standby.name, replicate=not hot)
+        if hot:
+            # The standby holds every session already: the claim is all that is urgent.
+            # The confirming full set and the standby CP's session records follow in
+            # settle(), once the adapter has sent the claim.
+            self._assign(standby.name)
+            self._settling.append((takeover, standby.name, [g.group_id for g in groups]))
+        else:
+            self._track(takeover, standby.name, self._sync_dp(standby.name))
         self.counters["failovers", "dp"] += 1
+
+    @property
+    def unsettled(self) -> bool:
+        return bool(self._settling)
+
+    def settle(self) -> None:
+        """The unhurried half of hot-standby failovers (see :meth:`_fail_over`): the full
+        rule set that confirms the new DP holds every session, and the session records."""
+        while self._settling:
+            takeover, dp, group_ids = self._settling.popleft()
+            for group_id in group_ids:
+                for key in self.placement.by_id[group_id].members:
+                    s = self.sessions.by_key[key]
+                    if s.replicated_at:
+                        self._emit(SessionUpsert(self._record_of(s)))
+            if self.placement.dps[dp].connected:
+                self._track(takeover, dp, self._sync_dp(dp))
 
     def _standby_for(self, failed: DpInfo) -> DpInfo | None:
         """A connected DP of the same site that serves no group; configured standbys first."""
@@ -370,10 +420,13 @@ class ControlPlane:
         candidates.sort(key=lambda d: (d.role != "standby", d.name))
         return candidates[0] if candidates else None
 
-    def _place_group(self, group: GroupState, dp: str, draining: str = "") -> None:
+    def _place_group(
+        self, group: GroupState, dp: str, draining: str = "", replicate: bool = True
+    ) -> None:
         """``group`` is served by ``dp`` from now on. Its sessions keep what the old DP
         counted as their base; ``draining``: the old DP still runs and will report its final
-        counts (a planned move), which then join the base (:meth:`usage`)."""
+        counts (a planned move), which then join the base (:meth:`usage`). ``replicate``:
+        send the sessions' new records to the standby CP now (else :meth:`settle` does)."""
         self.orphaned.pop(group.group_id, None)
         group.dp = dp
         self._emit(GroupPlaced(group.group_id, dp))
@@ -381,7 +434,7 @@ class ControlPlane:
             s = self.sessions.by_key[key]
             s.moved_from, s.moved_usage = draining, sub_counts(s.usage, s.base)
             s.base = s.usage
-            if s.replicated_at:
+            if replicate and s.replicated_at:
                 self._emit(SessionUpsert(self._record_of(s)))
         self.routes_changed = True
 
@@ -418,6 +471,7 @@ class ControlPlane:
         last counters reported)."""
         if not self.active:
             return
+        self.settle()
         while self._releases and self._releases[0][0] <= now:
             _, old = self._releases.popleft()
             if self.placement.dps[old].connected:
@@ -1154,23 +1208,27 @@ class ControlPlane:
             del self._by_padr[padr]
 
     def _queue_rule(self, group: GroupState, rule: SessionRule) -> bool:
-        """Queue ``rule`` for the group's serving DP (and the target of a move in progress),
-        behind the standby's acknowledgement when one is subscribed. False: no DP to send
-        it to."""
+        """Queue ``rule`` for the group's serving DP and every DP holding the group prepared
+        (a move's target, hot standbys), behind the standby CP's acknowledgement when one
+        is subscribed. False: no serving DP or move target to send it to."""
         targets = []
         if self.placement.serving(group) is not None:
             targets.append(group.dp)
         move = self.moves.get(group.group_id)
-        if move is not None:
-            targets.append(move.to_dp)
-            if rule.op is RuleOp.INSTALL:
-                move.waiting.add(rule.session_key)
-        for dp in targets:
+        if move is not None and rule.op is RuleOp.INSTALL:
+            move.waiting.add(rule.session_key)
+        holders = [
+            dp
+            for dp, held in self.prepared_on.items()
+            if group.group_id in held and dp != group.dp and self.placement.dps[dp].connected
+        ]
+        decisive = bool(targets) or move is not None
+        for dp in targets + holders:
             if self.standby_sync and self.replica.seq > self.acked_seq:
                 self._held.append((self.replica.seq, dp, rule))
             else:
                 self.rules.setdefault(dp, []).append(rule)
-        return bool(targets)
+        return decisive
 
     def _account(self, record: AccountingRecord) -> None:
         self.accounting.append(record)

@@ -98,6 +98,7 @@ class CpConfig:
     peer_name: str = ""
     detect_s: float = 0.2  # silence after which a peer CP or a DP counts as failed
     headless_timeout_s: float = 120.0  # a DP without an active CP this long flushes (0: never)
+    hot_standby: bool = True  # standby DPs hold every group of their site, ready to claim
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -49,6 +50,7 @@ _ROLE = {
 }
 INITIAL_ELECTION_HOLD_S = 1.0  # cp-b lets cp-a win the first election of a fresh pair
 NO_ACTIVE_MS = 0xFFFFFFFF
+SETTLE_DELAY_S = 0.005  # a hot-standby claim goes out first; the confirming full set after
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ class CpRuntime:
         self.metrics = CpMetrics(self)
         self.writer = AccountingWriter(writer_path, self._committed_threadsafe)
         self._flush_scheduled = False
+        self._settle_scheduled = False
         self.timer = DeadlineTimer(self.loop, self._on_timer)
         self._routes_wanted = asyncio.Event()
         self._batch_id = 0
@@ -177,6 +180,16 @@ class CpRuntime:
         else:
             self._drained.clear()
         self.timer.arm(core.next_deadline())
+        if core.unsettled and not self._settle_scheduled:
+            # A hot-standby failover's claim is on its way: the heavy rest a moment later,
+            # so converting it does not hold the claim back.
+            self._settle_scheduled = True
+            self.loop.call_later(SETTLE_DELAY_S, self._settle)
+
+    def _settle(self) -> None:
+        self._settle_scheduled = False
+        self.core.settle()
+        self.flush()
 
     def _rule_batch(
         self, rules: list[SessionRule], replace_all: bool
@@ -351,7 +364,8 @@ class CpRuntime:
         self.isolated_since = None
         now = time.monotonic()
         for dp in self.streams:
-            self.core.dp_connected(dp, self.core.placement.dps[dp].site, now)
+            info = old.placement.dps[dp]
+            self.core.dp_connected(dp, info.site, now, info.max_groups)
         self.timer.arm(None)
         self.follow_task = asyncio.create_task(
             replication.follow(self, self.config.peer), name="replication"
@@ -514,9 +528,9 @@ class CpRuntime:
         self.last_rx[dp] = time.monotonic()
         self.witnesses.pop(dp, None)
         log.info("dp connected", extra={"fields": {"dp": dp, "site": hello.site}})
-        self.core.dp_connected(dp, hello.site, time.monotonic())
+        self.core.dp_connected(dp, hello.site, time.monotonic(), hello.capabilities.max_groups)
         self.flush()
-        reader = asyncio.create_task(self._read(dp, requests), name=f"read-{dp}")
+        reader = asyncio.create_task(self._read(dp, queue, requests), name=f"read-{dp}")
         try:
             while True:
                 msg = await queue.get()
@@ -527,17 +541,29 @@ class CpRuntime:
                     break
         finally:
             reader.cancel()
-            if self.streams.get(dp) is queue:
-                del self.streams[dp]
-                self.witnesses.pop(dp, None)
-                last = self.last_rx.pop(dp, time.monotonic())
-                self.core.dp_disconnected(dp, time.monotonic(), last)
-                self.flush()
-                log.warning("dp disconnected", extra={"fields": {"dp": dp}})
-                if self.role == "standby":
-                    self._elect(time.monotonic())
+            self._stream_ended(dp, queue)
 
-    async def _read(self, dp: str, requests: AsyncIterator[session_control_pb2.DpMessage]) -> None:
+    def _stream_ended(self, dp: str, queue: asyncio.Queue[Any]) -> None:
+        """The DP's stream ``queue`` ended (either direction saw it first; the second call
+        finds it gone): for the active, the DP failed."""
+        if self.streams.get(dp) is not queue:
+            return
+        del self.streams[dp]
+        queue.put_nowait(None)
+        self.witnesses.pop(dp, None)
+        last = self.last_rx.pop(dp, time.monotonic())
+        self.core.dp_disconnected(dp, time.monotonic(), last)
+        self.flush()
+        log.warning("dp disconnected", extra={"fields": {"dp": dp}})
+        if self.role == "standby":
+            self._elect(time.monotonic())
+
+    async def _read(
+        self,
+        dp: str,
+        queue: asyncio.Queue[Any],
+        requests: AsyncIterator[session_control_pb2.DpMessage],
+    ) -> None:
         try:
             async for msg in requests:
                 core = self.core  # replaced on demotion
@@ -570,9 +596,9 @@ class CpRuntime:
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
-            queue = self.streams.get(dp)
-            if queue is not None:
-                queue.put_nowait(None)
+            # The DP's side ended (a killed DP closes its socket): act now, not when the
+            # response stream, which may sit on queued messages, notices.
+            self._stream_ended(dp, queue)
 
     # ------------------------------------------------------------------ accounting commits
 

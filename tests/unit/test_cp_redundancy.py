@@ -3,6 +3,8 @@ DP failover to the site's standby, planned group moves (docs/redundancy.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from control_plane.replica import ReplicaState
@@ -52,7 +54,13 @@ def test_a_rule_waits_for_the_standby_before_any_dp_sees_it() -> None:
     assert h.cp.sessions.counts[SessionState.INSTALLING] == 1
     assert not any(h.cp.rules.values())  # held: the standby has not acknowledged
     h.replicate()
-    assert sum(len(r) for r in h.cp.rules.values()) == 1
+    # Then the serving DP and the site's hot standby DP get it, once each.
+    key = next(k for g in h.cp.placement.by_id.values() for k in g.members)
+    group = h.cp.placement.by_id[h.cp.sessions.by_key[key].group]
+    assert {dp: [r.session_key for r in rules] for dp, rules in h.cp.rules.items() if rules} == {
+        group.dp: [key],
+        "dp-site1-3": [key],
+    }
 
 
 def test_killing_the_active_loses_no_session_and_writes_no_second_start() -> None:
@@ -64,8 +72,11 @@ def test_killing_the_active_loses_no_session_and_writes_no_second_start() -> Non
     assert h.cp.active and h.cp.epoch > dead.epoch
     assert len(h.cp.sessions) == 10
     assert all(s.state is SessionState.ACTIVE for s in h.cp.sessions.by_key.values())
-    # The DPs got the complete set again under the new epoch; nothing was removed.
-    assert sum(len(t) for t in h.installed.values()) == 10
+    # The DPs got the complete set again under the new epoch; nothing was removed: each
+    # session on its serving DP and on the hot standby.
+    serving = [t for dp, t in h.installed.items() if h.cp.placement.groups_of(dp)]
+    assert sum(len(t) for t in serving) == 10
+    assert len(h.installed["dp-site1-3"]) == 10
     h.run(35.0, tick=0.5)  # several LCP echo intervals: the restored engines keep the link
     assert _client_sessions(h) == before
     assert h.fleet.counts[SubscriberState.DOWN] == 0
@@ -144,11 +155,82 @@ def test_dp_failure_moves_its_groups_to_the_standby_without_a_redial() -> None:
     assert takeover.done and takeover.sessions == len(keys)
     h.run(35.0, tick=0.5)
     assert _client_sessions(h) == before
-    # The restarted DP comes back as the new standby: it serves nothing.
+    # The restarted DP comes back as the new standby: it serves nothing and holds every
+    # session of its site, ready to claim.
     h.connect(failed)
     h.deliver()
     assert h.cp.placement.groups_of(failed) == []
-    assert h.installed[failed] == {}
+    assert h.cp.prepared_on[failed] == set(h.cp.placement.by_id)
+    assert set(h.installed[failed]) == set(h.cp.sessions.by_key)
+
+
+def test_the_hot_standby_dp_holds_every_site_session_before_any_failure() -> None:
+    h = InProcessLab(subscribers=12, pair=True)
+    h.dial()
+    standby = "dp-site1-3"
+    assert h.cp.placement.groups_of(standby) == []
+    assert h.cp.prepared_on[standby] == set(h.cp.placement.by_id)
+    assert set(h.installed[standby]) == set(h.cp.sessions.by_key) and len(h.cp.sessions) == 12
+    # Sessions that end leave the standby too; new ones arrive there as well.
+    victim = next(iter(h.cp.sessions.by_key.values()))
+    h.cp.terminate([victim], TerminateCause.ADMIN_RESET, h.clock())
+    h.run(2.0)
+    assert victim.key not in h.installed[standby]
+    assert set(h.installed[standby]) == set(h.cp.sessions.by_key)
+    # Its acknowledgements never decide a session's state: only the serving DP's do.
+    assert all(s.state is SessionState.ACTIVE for s in h.cp.sessions.by_key.values())
+
+
+def test_a_failover_to_a_hot_standby_claims_first_and_confirms_after() -> None:
+    h = InProcessLab(subscribers=12, pair=True)
+    h.dial()
+    failed, standby = "dp-site1-1", "dp-site1-3"
+    moved = {g.group_id for g in h.cp.placement.groups_of(failed)}
+    keys = set(h.installed[failed])
+    h.cp.full_sync.clear()
+    h.cp.dp_disconnected(failed, h.clock())
+    # The urgent half: the claim, nothing to convert.
+    claim = h.cp.assignments[standby]
+    assert {g.group_id for g in claim.groups} - claim.prepared == moved
+    assert standby not in h.cp.full_sync and h.cp.unsettled
+    assert not h.cp.takeovers or h.cp.takeovers[-1].kind != "dp_failover"
+    # Usage the new DP reports before the rest already adds to what the old one counted.
+    key = next(iter(keys))
+    counted = h.cp.sessions.by_key[key].usage
+    h.cp.usage([_usage(key, 1)], standby)
+    assert h.cp.sessions.by_key[key].usage[0] == counted[0] + 1
+    h.cp.settle()
+    assert {r.session_key for r in h.cp.full_sync[standby]} == keys
+    assert not h.cp.unsettled
+    h.deliver()
+    takeover = h.cp.takeovers[-1]
+    assert takeover.kind == "dp_failover" and takeover.done
+    assert h.standby is not None
+    h.replicate()
+    assert h.standby.replica.sessions[key].base == h.cp.sessions.by_key[key].base
+
+
+@pytest.mark.parametrize(
+    ("hot", "max_groups", "held"),
+    [(True, 0, True), (True, 16, True), (True, 2, False), (False, 16, False)],
+)
+def test_a_standby_dp_is_hot_only_when_configured_and_big_enough(
+    hot: bool, max_groups: int, held: bool
+) -> None:
+    h = InProcessLab(subscribers=6, config_edit=lambda c: dataclasses.replace(c, hot_standby=hot))
+    standby = "dp-site1-3"
+    h.cp.dp_connected(standby, "site1", h.clock(), max_groups)
+    h.dial()
+    assert len(h.cp.placement.by_id) == 4
+    assert bool(h.cp.prepared_on[standby]) is held
+    assert bool(h.installed[standby]) is held
+    assert (h.cp.counters["hot_standby_too_small", standby] > 0) is (hot and not held)
+    # Hot or warm, a failover keeps every session of the failed DP.
+    failed = "dp-site1-1"
+    keys = set(h.installed[failed])
+    h.disconnect(failed)
+    h.deliver()
+    assert set(h.installed[standby]) == keys
 
 
 def test_without_a_standby_the_groups_wait_and_expire_after_the_headless_timeout() -> None:
@@ -200,7 +282,7 @@ def test_a_planned_move_is_make_before_break_and_keeps_usage() -> None:
     h.ack_rules = False  # hold the target's acknowledgement: nothing is claimed before it
     move = h.cp.start_move(group.group_id, "dp-site1-3", h.clock())
     assignment = h.cp.assignments["dp-site1-3"]
-    assert assignment.prepared == {group.group_id}
+    assert group.group_id in assignment.prepared
     assert group.dp == "dp-site1-1"
     h.ack_rules = True
     h.deliver()

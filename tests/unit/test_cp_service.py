@@ -45,7 +45,8 @@ def test_dial_brings_every_session_up_with_unique_addresses_on_both_active_dps()
         pool = h.cp.placement.by_id[s.group].group.pool
         assert ipaddress.IPv4Address(s.ipv4) in pool
     by_dp = {dp: len(rules) for dp, rules in h.installed.items()}
-    assert by_dp["dp-site1-3"] == 0  # the standby serves no group
+    assert h.cp.placement.groups_of("dp-site1-3") == []  # the standby serves no group,
+    assert by_dp["dp-site1-3"] == 20  # it holds every session, ready to claim
     assert by_dp["dp-site1-1"] == by_dp["dp-site1-2"] == 10
     starts = [r for r in _records(h) if r.record_type is RecordType.START]
     assert len({r.acct_session_id for r in starts}) == 20

@@ -163,6 +163,7 @@ class InProcessLab:
 
     def deliver(self) -> None:
         now = self.clock()
+        self.cp.settle()
         self.replicate()
         for dp, assignment in self.cp.assignments.items():
             wanted = {g.group_id for g in assignment.groups}

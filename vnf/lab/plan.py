@@ -472,6 +472,7 @@ class _Planner:
                 peer_name=peer.name if peer else "",
                 detect_s=detect_s,
                 headless_timeout_s=cp.headless_timeout_s,
+                hot_standby=cp.hot_standby,
             )
             planned.append(
                 NodePlan(node.name, NodeKind.CP, node.netns, "", role, node.mgmt_ip, config)

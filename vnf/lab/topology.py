@@ -11,6 +11,7 @@ Schema (every key optional; the defaults are the default lab)::
       nodes: 2                    # 2: the 1+1 pair cp-a + cp-b; 1: a single CP
       headless_timeout_s: 120     # a DP without an active CP this long flushes (0: never)
       detect_ms: 200              # silence after which a peer CP or a DP counts as failed
+      hot_standby: true           # standby DPs hold their site's sessions, ready to claim
       ac_name: vnf-bras
       service_names: []           # empty: serve any Service-Name
       auth_methods: [chap, pap]   # offered in LCP, in preference order
@@ -73,6 +74,7 @@ class ControlPlaneSpec:
     dns: tuple[str, ...] = ("198.18.2.53", "198.18.2.54")
     headless_timeout_s: float = 120.0
     detect_ms: int = 200
+    hot_standby: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +280,7 @@ def _parse_control_plane(r: _Reader) -> ControlPlaneSpec:
         dns=dns,
         headless_timeout_s=r.number("headless_timeout_s", 120.0, 0.0, 86400.0),
         detect_ms=r.integer("detect_ms", 200, 50, 10_000),
+        hot_standby=r.flag("hot_standby", True),
     )
     if not spec.ac_name or len(spec.ac_name.encode()) > 64:
         raise ConfigError(r.field("ac_name"), "must be 1..64 bytes")
