@@ -159,7 +159,7 @@ def test_fail_text_prints_times_sessions_and_gaps() -> None:
             sessions_before=20,
             sessions_after=20,
         ),
-        traffic=[GapRow("upstream", 20, 1200, 1190, 10, 0.833, 300.0, 280.0)],
+        traffic=[GapRow("upstream", 20, 1200, 1190, 10, 0.833, 300.0, 280.0, 345.0)],
         traffic_s=6.0,
         injected_after_s=2.0,
     )
@@ -168,6 +168,7 @@ def test_fail_text_prints_times_sessions_and_gaps() -> None:
     assert "cp_failover cp-a -> cp-b: detection 251.0 ms, takeover 40.5 ms, epoch 4" in text
     assert "sessions kept: 20 of 20 on cp-b" in text
     assert "p99 flow gap ms" in text and "280.000" in text
+    assert "max arrival gap ms" in text and "345.000" in text
     outcome.takeover = TakeoverResult(False, "no takeover within 10 s: cp-b still standby")
     outcome.traffic = []
     assert fail_report(outcome).splitlines()[-1] == "no takeover within 10 s: cp-b still standby"

@@ -35,9 +35,29 @@ def test_loss_reorder_duplicates_and_gap() -> None:
     assert (r.sent, r.received, r.lost) == (10, 5, 5)
     assert r.reordered == 1
     assert r.duplicates == 1
-    assert r.max_gap_ms == pytest.approx(500 - 103)  # the duplicate is not an arrival
-    assert r.flow_gap_ms.count == 1 and r.flow_gap_ms.p99 == pytest.approx(500 - 103)
+    # The forwarding gap spans the send times of 3 (sent at 101) and 9 (sent at 499): the
+    # reordered 2 and the duplicate do not shorten it.
+    assert r.max_gap_ms == pytest.approx(499 - 101)
+    assert r.flow_gap_ms.count == 1 and r.flow_gap_ms.p99 == pytest.approx(499 - 101)
+    assert r.max_arrival_gap_ms == pytest.approx(500 - 103)  # the duplicate is not an arrival
     assert r.latency_ms.min == pytest.approx(1.0)
+
+
+def test_the_forwarding_gap_ignores_the_receivers_queueing() -> None:
+    """Sent every 20 ms; 5 packets lost; the receiver stalls 150 ms after the hole and then
+    reads a burst. The forwarding gap is the hole (6 intervals), not the stall."""
+    d = Direction("downstream")
+    ms = 1_000_000
+    for seq in range(20):
+        d.record_sent(1, seq)
+    for seq in [*range(5), *range(10, 20)]:
+        tx = seq * 20 * ms
+        rx = tx + ms if seq < 10 else 10 * 20 * ms + 150 * ms + seq * ms
+        d.record_received(payload(1, seq, tx, 24), rx)
+    r = d.report()
+    assert r.max_gap_ms == pytest.approx(6 * 20)
+    assert r.max_arrival_gap_ms > 200
+    assert r.lost == 5
 
 
 def test_foreign_and_unsent_sequence_numbers_are_not_counted() -> None:

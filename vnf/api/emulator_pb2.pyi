@@ -290,6 +290,7 @@ class DirectionReport(_message.Message):
     FLOWS_FIELD_NUMBER: _builtins.int
     MAX_GAP_MS_FIELD_NUMBER: _builtins.int
     FLOW_GAP_MS_FIELD_NUMBER: _builtins.int
+    MAX_ARRIVAL_GAP_MS_FIELD_NUMBER: _builtins.int
     direction: _builtins.str
     """"upstream" / "downstream" """
     sent: _builtins.int
@@ -299,7 +300,12 @@ class DirectionReport(_message.Message):
     duplicates: _builtins.int
     flows: _builtins.int
     max_gap_ms: _builtins.float
-    """longest interval between consecutive packets of one flow"""
+    """Forwarding gap, from sequence numbers: the send-time span between two in-order
+    arrivals of one flow (what was sent in between never arrived).
+    the longest of any flow
+    """
+    max_arrival_gap_ms: _builtins.float
+    """longest interval between arrivals, receiver jitter included"""
     @_builtins.property
     def latency_ms(self) -> Global___Distribution: ...
     @_builtins.property
@@ -319,10 +325,11 @@ class DirectionReport(_message.Message):
         flows: _builtins.int = ...,
         max_gap_ms: _builtins.float = ...,
         flow_gap_ms: Global___Distribution | None = ...,
+        max_arrival_gap_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["flow_gap_ms", b"flow_gap_ms", "latency_ms", b"latency_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duplicates", b"duplicates", "flow_gap_ms", b"flow_gap_ms", "flows", b"flows", "latency_ms", b"latency_ms", "lost", b"lost", "max_gap_ms", b"max_gap_ms", "received", b"received", "reordered", b"reordered", "sent", b"sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "duplicates", b"duplicates", "flow_gap_ms", b"flow_gap_ms", "flows", b"flows", "latency_ms", b"latency_ms", "lost", b"lost", "max_arrival_gap_ms", b"max_arrival_gap_ms", "max_gap_ms", b"max_gap_ms", "received", b"received", "reordered", b"reordered", "sent", b"sent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -129,6 +129,7 @@ GAP_COLUMNS = [
     ("loss_pct", "loss %"),
     ("max_gap_ms", "max gap ms"),
     ("p99_gap_ms", "p99 flow gap ms"),
+    ("max_arrival_gap_ms", "max arrival gap ms"),
 ]
 
 

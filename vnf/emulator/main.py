@@ -117,6 +117,7 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
                     flows=r.flows,
                     max_gap_ms=r.max_gap_ms,
                     flow_gap_ms=_dist(r.flow_gap_ms),
+                    max_arrival_gap_ms=r.max_arrival_gap_ms,
                 )
             )
         return emulator_pb2.TrafficReport(

@@ -39,7 +39,22 @@ def parse(data: bytes | memoryview) -> tuple[int, int, int] | None:
 
 
 class FlowStats:
-    __slots__ = ("last_rx_ns", "max_gap_ns", "max_seq", "received", "reordered", "seen", "sent")
+    """One flow's counts and gaps. The *forwarding gap* comes from the sequence numbers:
+    between two in-order arrivals it is the span of send time they enclose (the packets
+    sent in between never arrived), so it measures the network and not the receiver's
+    scheduling. The *arrival gap* is the receiver's view, queueing jitter included."""
+
+    __slots__ = (
+        "last_rx_ns",
+        "last_tx_ns",
+        "max_arrival_gap_ns",
+        "max_gap_ns",
+        "max_seq",
+        "received",
+        "reordered",
+        "seen",
+        "sent",
+    )
 
     def __init__(self) -> None:
         self.sent = 0
@@ -48,7 +63,9 @@ class FlowStats:
         self.reordered = 0
         self.seen = bytearray()
         self.last_rx_ns = 0
+        self.last_tx_ns = 0
         self.max_gap_ns = 0
+        self.max_arrival_gap_ns = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +100,9 @@ class DirectionReport:
     reordered: int
     duplicates: int
     latency_ms: Distribution
-    max_gap_ms: float
+    max_gap_ms: float  # longest forwarding gap of any flow, from sequence numbers
     flow_gap_ms: Distribution = Distribution()  # over flows: each flow's longest gap
+    max_arrival_gap_ms: float = 0.0  # longest gap between arrivals, receiver jitter included
 
 
 class Direction:
@@ -127,10 +145,15 @@ class Direction:
             stats.reordered += 1
         else:
             stats.max_seq = seq
+            if stats.last_tx_ns:
+                gap = tx_ns - stats.last_tx_ns
+                if gap > stats.max_gap_ns:
+                    stats.max_gap_ns = gap
+            stats.last_tx_ns = tx_ns
         if stats.last_rx_ns:
             gap = now_ns - stats.last_rx_ns
-            if gap > stats.max_gap_ns:
-                stats.max_gap_ns = gap
+            if gap > stats.max_arrival_gap_ns:
+                stats.max_arrival_gap_ns = gap
         stats.last_rx_ns = now_ns
         self.latency_ms.append((now_ns - tx_ns) / 1e6)
         return True
@@ -150,6 +173,7 @@ class Direction:
             latency_ms=distribution(self.latency_ms),
             max_gap_ms=max((f.max_gap_ns for f in flows), default=0) / 1e6,
             flow_gap_ms=distribution([f.max_gap_ns / 1e6 for f in flows]),
+            max_arrival_gap_ms=max((f.max_arrival_gap_ns for f in flows), default=0) / 1e6,
         )
 
 

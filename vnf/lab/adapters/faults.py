@@ -87,8 +87,9 @@ class GapRow:
     received: int
     lost: int
     loss_pct: float
-    max_gap_ms: float  # the longest gap of any flow
+    max_gap_ms: float  # the longest forwarding gap of any flow (sequence numbers)
     p99_gap_ms: float  # p99 over flows of each flow's longest gap
+    max_arrival_gap_ms: float  # the longest gap between arrivals, receiver jitter included
 
 
 @dataclass
@@ -270,6 +271,7 @@ def fail(
     traffic_s: float = 6.0,
     frame_size: int = 128,
     progress: Progress = _quiet,
+    traffic_sessions: int = 0,
 ) -> FailOutcome:
     """Fail ``node`` (already resolved), optionally one third into a traffic run of
     ``traffic_s`` seconds at ``traffic_pps`` per session and direction; then wait up to
@@ -277,7 +279,14 @@ def fail(
     before = snapshot(client)
     injected_after = 0.0
     if traffic_pps:
-        start_traffic(client, traffic_s, traffic_pps, frame_size, progress=progress)
+        start_traffic(
+            client,
+            traffic_s,
+            traffic_pps,
+            frame_size,
+            progress=progress,
+            max_sessions=traffic_sessions,
+        )
         injected_after = traffic_s / 3
         # Not a synchronisation: the schedule of the experiment (fault one third in).
         time.sleep(injected_after)
@@ -297,6 +306,7 @@ def fail(
                 r["loss_pct"],
                 r["max_gap_ms"],
                 r["p99_gap_ms"],
+                r["max_arrival_gap_ms"],
             )
             for r in traffic_rows(reports)
         ]

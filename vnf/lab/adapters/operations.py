@@ -144,6 +144,7 @@ def traffic_rows(reports: list[Any]) -> list[dict[str, Any]]:
                     "latency_max_ms": 0.0,
                     "max_gap_ms": 0.0,
                     "p99_gap_ms": 0.0,
+                    "max_arrival_gap_ms": 0.0,
                 },
             )
             for key in ("flows", "sent", "received", "lost", "reordered", "duplicates"):
@@ -154,6 +155,9 @@ def traffic_rows(reports: list[Any]) -> list[dict[str, Any]]:
             row["max_gap_ms"] = round(max(row["max_gap_ms"], d.max_gap_ms), 3)
             # Exact for one emulator; over several sites, the worst site's p99 (a bound).
             row["p99_gap_ms"] = round(max(row["p99_gap_ms"], d.flow_gap_ms.p99), 3)
+            row["max_arrival_gap_ms"] = round(
+                max(row["max_arrival_gap_ms"], d.max_arrival_gap_ms), 3
+            )
     for row in merged.values():
         row["loss_pct"] = round(100.0 * row["lost"] / row["sent"], 3) if row["sent"] else 0.0
     return list(merged.values())
