@@ -1,7 +1,8 @@
 """The CP 1+1 pair and DP N+1 on real processes and links, ITU-T Q.3957 style: switchover
 during forwarding and during access, for the CP and for a DP, then switch-back; plus the
-fault cases of docs/redundancy.md (frozen old active, CP↔CP cut, standby restart, CP↔DP
-partitions shorter and longer than the headless timeout).
+fault cases of docs/redundancy.md (frozen old active, CP↔CP cut, CP↔DP cut with a standby
+DP, standby restart). Partitions without a standby DP, shorter and longer than the headless
+timeout: test_partitions.py.
 
 Faults are real (SIGKILL, SIGSTOP, blackhole routes) and injected through the orchestrator,
 as `vnf fail` does. The tests of each module share one lab and run in order.
@@ -265,6 +266,44 @@ def test_a_cut_between_the_cps_does_not_split_the_brain(pair: RunningLab) -> Non
     wait_for(lambda: _in_sync(pair), 20.0, what="the standby to resubscribe")
 
 
+def test_a_cut_between_the_active_cp_and_a_dp_moves_its_groups_to_the_standby_dp(
+    pair: RunningLab,
+) -> None:
+    """A CP↔DP partition with a standby DP in the site: the groups move (one DP reporting
+    the active silent is no majority, so no CP takeover); the healed DP is the new hot
+    standby, and nothing was forwarded twice meanwhile."""
+    before = _sessions(pair)
+    active, status = _active(pair)
+    victim = sorted({g.dp for g in status.groups})[0]
+    moved = {g.group_id for g in status.groups if g.dp == victim}
+    with pair.client() as client:
+        start_traffic(client, 3.0, PPS, 128)
+        faults.inject(client, "link", active, victim)
+        try:
+            wait_for(
+                lambda: (
+                    not {g.dp for g in _active(pair)[1].groups if g.group_id in moved} & {victim}
+                ),
+                10.0,
+                what=f"the groups of {victim} to move",
+            )
+        finally:
+            faults.repair(client, "link", active, victim)
+        rows = traffic_rows(wait_traffic(client, 3.0))
+
+        def hot() -> bool:
+            (node,) = [n for n in client.nodes("dp") if n.name == victim]
+            dp = client.dp_admin(node).GetStatus(common_pb2.Empty(), timeout=5)
+            return not dp.groups and len(dp.prepared_groups) == len(status.groups)
+
+        wait_for(hot, 20.0, what=f"{victim} to return as the hot standby")
+    now, after = _active(pair)
+    assert (now, after.epoch) == (active, status.epoch)  # no CP takeover
+    assert _sessions(pair) == before
+    assert sum(r["duplicates"] for r in rows) == 0, rows
+    assert max(r["max_gap_ms"] for r in rows) < 1000.0, rows
+
+
 def test_the_standby_killed_and_restarted_resyncs_without_divergence(pair: RunningLab) -> None:
     active, _ = _active(pair)
     standby = next(n for n in _statuses(pair) if n != active)
@@ -273,11 +312,14 @@ def test_the_standby_killed_and_restarted_resyncs_without_divergence(pair: Runni
     wait_for(lambda: _in_sync(pair), 20.0, what="the restarted standby to resync")
     _, status = _active(pair)
     with pair.client() as client:
-        on_dps = sum(
-            client.dp_admin(n).GetStatus(common_pb2.Empty(), timeout=5).sessions
-            for n in client.nodes("dp")
-        )
-    assert on_dps == status.sessions == len(_sessions(pair))
+        dps = [
+            client.dp_admin(n).GetStatus(common_pb2.Empty(), timeout=5) for n in client.nodes("dp")
+        ]
+    serving = sum(d.sessions for d in dps if d.groups)
+    assert serving == status.sessions == len(_sessions(pair))
+    # The hot standby DP holds every session of the site too, none of its groups served.
+    (hot,) = [d for d in dps if not d.groups]
+    assert hot.sessions == status.sessions and len(hot.prepared_groups) == len(status.groups)
 
 
 def _emulator_up(client: Any) -> int:
