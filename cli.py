@@ -197,6 +197,12 @@ def lab_status(ctx: click.Context, output: str) -> None:
     chosen = max(active, key=lambda v: v.status.epoch) if active else None
     chosen = chosen or (answering[0] if answering else None)
     cp_status = chosen.status if chosen else None
+    # Roles as they are now (a takeover swaps them), not as the topology configured them.
+    live = {v.node.name: v.status.role for v in answering}
+    if cp_status is not None:
+        live.update({d.dp_id: d.role for d in cp_status.dps if d.connected})
+    for row in rows:
+        row["role"] = live.get(row["node"], row["role"])
     groups, dps = fmt.placement_rows(cp_status)
     fault_rows = fmt.fault_rows(faults, time.time())
     if output == "json":

@@ -10,14 +10,17 @@ as `vnf fail` does. The tests of each module share one lab and run in order.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import RunningLab, assert_gone, bring_up, lab_name
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import run_cli, wait_for
 from vnf.api import common_pb2, emulator_pb2, management_pb2
+from vnf.config import METRICS_PORT
 from vnf.lab.adapters import faults, lifecycle
 from vnf.lab.adapters.operations import dial_and_wait, start_traffic, traffic_rows, wait_traffic
 
@@ -146,6 +149,11 @@ def test_killing_the_active_cp_during_forwarding(pair: RunningLab) -> None:
     # The orchestrator restarts the killed CP; it joins as standby with a full resync.
     wait_for(lambda: _in_sync(pair), 20.0, what="the restarted CP to resync as standby")
     _one_start_per_session(pair)
+    # `vnf lab status` shows the roles as they are now.
+    result = run_cli(pair.name, "lab", "status", "-o", "json")
+    assert result.exit_code == 0, result.output
+    roles = {n["node"]: n["role"] for n in json.loads(result.output)["nodes"]}
+    assert (roles[takeover.to_node], roles[old]) == ("active", "standby")
 
 
 def test_the_new_active_accepts_logins_at_once(pair: RunningLab) -> None:
@@ -199,6 +207,13 @@ def test_killing_a_dp_during_forwarding_moves_its_groups_without_a_redial(
     assert _sessions(pair) == before
     gap = _gap_ms(outcome)
     assert gap < 1000.0, outcome.traffic  # the target is 200 ms; bench/ reports the figure
+    # Prometheus shows it: the emulator's last forwarding gap, the CP's DP failovers.
+    with pair.client() as client:
+        emu = _scrape(client.nodes("emulator")[0].mgmt_ip)
+        cp = _scrape(next(n for n in client.nodes("cp") if n.name == _active(pair)[0]).mgmt_ip)
+    scraped = max(v for k, v in emu.items() if k.startswith("vnf_emulator_traffic_max_gap_"))
+    assert scraped * 1000.0 == pytest.approx(gap, abs=0.01)
+    assert sum(v for k, v in cp.items() if k.startswith('vnf_cp_failovers_total{kind="dp"')) >= 1
     # The killed DP is restarted and is the site's standby: N+1 again.
     _, after = _active(pair)
     assert victim not in {g.dp for g in after.groups}
@@ -320,6 +335,18 @@ def test_the_standby_killed_and_restarted_resyncs_without_divergence(pair: Runni
     # The hot standby DP holds every session of the site too, none of its groups served.
     (hot,) = [d for d in dps if not d.groups]
     assert hot.sessions == status.sessions and len(hot.prepared_groups) == len(status.groups)
+
+
+def _scrape(host: str) -> dict[str, float]:
+    """A node's /metrics: 'name{labels}' → value."""
+    with urllib.request.urlopen(f"http://{host}:{METRICS_PORT}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 def _emulator_up(client: Any) -> int:

@@ -58,6 +58,7 @@ def test_the_forwarding_gap_ignores_the_receivers_queueing() -> None:
     assert r.max_gap_ms == pytest.approx(6 * 20)
     assert r.max_arrival_gap_ms > 200
     assert r.lost == 5
+    assert d.max_gap_ns() == 6 * 20 * ms and d.lost() == 5  # what /metrics shows
 
 
 def test_foreign_and_unsent_sequence_numbers_are_not_counted() -> None:

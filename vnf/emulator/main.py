@@ -135,6 +135,19 @@ def _collect(runtime: EmulatorRuntime, node: str) -> Iterable[Metric]:
         "Emulated subscribers by state",
         (({**const, "state": s.value}, fleet.counts[s]) for s in SubscriberState),
     )
+    run = runtime.traffic
+    if run is not None:  # the last (or current) traffic run, as the verifier sees it
+        directions = (run.upstream, run.downstream)
+        yield gauges(
+            "vnf_emulator_traffic_max_gap_seconds",
+            "Longest forwarding gap of any flow in the last traffic run (sequence numbers)",
+            (({**const, "direction": d.name}, d.max_gap_ns() / 1e9) for d in directions),
+        )
+        yield gauges(
+            "vnf_emulator_traffic_lost_packets",
+            "Packets of the last traffic run that did not arrive (yet)",
+            (({**const, "direction": d.name}, d.lost()) for d in directions),
+        )
     counts = {(k, ""): v for k, v in runtime.counters.items()}
     counts.update({("failures", reason): n for reason, n in fleet.failures.items()})
     yield from counter_families(

@@ -158,6 +158,12 @@ class Direction:
         self.latency_ms.append((now_ns - tx_ns) / 1e6)
         return True
 
+    def max_gap_ns(self) -> int:
+        return max((f.max_gap_ns for f in self.flows.values()), default=0)
+
+    def lost(self) -> int:
+        return sum(f.sent - f.received for f in self.flows.values())
+
     def report(self) -> DirectionReport:
         flows = self.flows.values()
         sent = sum(f.sent for f in flows)
@@ -171,7 +177,7 @@ class Direction:
             reordered=sum(f.reordered for f in flows),
             duplicates=self.duplicates,
             latency_ms=distribution(self.latency_ms),
-            max_gap_ms=max((f.max_gap_ns for f in flows), default=0) / 1e6,
+            max_gap_ms=self.max_gap_ns() / 1e6,
             flow_gap_ms=distribution([f.max_gap_ns / 1e6 for f in flows]),
             max_arrival_gap_ms=max((f.max_arrival_gap_ns for f in flows), default=0) / 1e6,
         )
