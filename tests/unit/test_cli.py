@@ -53,7 +53,11 @@ def _one_line(result: Result) -> str:
         (["fail", "freeze"], "Missing argument 'NODE'"),
         (["fail", "cp-active", "--wait", "-1"], "--wait"),
         (["fail", "cp-active", "--traffic-pps", "0"], "--traffic-pps"),
-        (["fail", "dp", "dp-x", "--traffic-s", "3"], "--traffic-s needs --traffic-pps"),
+        (["fail", "dp", "dp-x", "--traffic-s", "3"], "--traffic-sessions need --traffic-pps"),
+        (
+            ["fail", "dp", "dp-x", "--traffic-sessions", "5"],
+            "--traffic-sessions need --traffic-pps",
+        ),
         (["fail", "link", "a", "b", "--hold"], "No such option '--hold'"),
         (["repair", "link", "cp-a"], "Missing argument 'PEER'"),
         (["repair", "dp"], "Missing argument 'NAME'"),
