@@ -122,9 +122,17 @@ class GroupTable:
         return (g for g in self._by_slot if g is not None)
 
     @property
+    def prepared(self) -> frozenset[int]:
+        """Ids of the groups held and not served."""
+        return self._prepared
+
+    @property
     def serving(self) -> int:
         """Groups held and not prepared: those whose frames this worker forwards."""
         return len(self._slot_of) - len(self._prepared)
+
+    def served_ids(self) -> list[int]:
+        return sorted(g for g in self._slot_of if g not in self._prepared)
 
     def slot_of(self, group_id: int) -> int | None:
         return self._slot_of.get(group_id)

@@ -114,8 +114,6 @@ class DpRuntime:
         self.headless_since = time.monotonic()
         self.headless_timeout_s = 0.0
         self.flushed = False
-        self.prepared: set[int] = set()
-        """Groups installed prepare_only: in the tables, not claimed."""
         self._report_all = False  # send every session's counts with the next assignment
         self.counters: dict[str, int] = {
             "punts_sent": 0,
@@ -253,7 +251,6 @@ class DpRuntime:
         # now, so forwarding them could deliver one subscriber's traffic to another.
         self.flushed = True
         final = self.worker.assign_groups([])
-        self.prepared = set()
         self.counters["headless_flushes"] += 1
         log.warning(
             "headless too long: flushed every session and group",
@@ -443,7 +440,7 @@ class DpRuntime:
         claimed_before = {
             (g.group_id, g.virtual_mac)
             for g in self.worker.groups
-            if g.group_id not in self.prepared
+            if g.group_id not in self.worker.groups.prepared
         }
         try:
             final = self.worker.assign_groups(groups, prepare)
@@ -457,7 +454,6 @@ class DpRuntime:
         reports = final + self.worker.usage(changed_only=False) if self._report_all else final
         self._report_all = False
         self._report_usage(reports)
-        self.prepared = prepare
         self.role = "active" if a.role == session_control_pb2.DP_ROLE_ACTIVE else "standby"
         if a.usage_interval_ms:
             self.usage_interval_s = a.usage_interval_ms / 1000.0
@@ -504,7 +500,7 @@ class DpRuntime:
         )
 
     def claimed_groups(self) -> list[int]:
-        return sorted(g.group_id for g in self.worker.groups if g.group_id not in self.prepared)
+        return self.worker.groups.served_ids()
 
 
 async def _drain(out: Outbox) -> AsyncIterator[DpMessage]:

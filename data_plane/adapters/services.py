@@ -87,7 +87,7 @@ class DpMetrics:
         yield gauge(
             "vnf_dp_groups_prepared",
             "Subscriber groups held ready but not served (hot standby, a move's target)",
-            len(rt.worker.groups) - rt.worker.groups.serving,
+            len(rt.worker.groups.prepared),
             const,
         )
         yield gauge(
@@ -111,7 +111,7 @@ class DataPlaneAdminServicer(dataplane_admin_pb2_grpc.DataPlaneAdminServicer):
             cp_address=rt.cp_address,
             epoch=rt.epoch,
             groups=rt.claimed_groups(),
-            prepared_groups=sorted(rt.prepared),
+            prepared_groups=sorted(rt.worker.groups.prepared),
             sessions=rt.worker.session_count,
             headless_s=rt.headless_s(time.monotonic()),
             access_ifname=rt.config.access_ifname,
