@@ -38,6 +38,7 @@ def rule_to_pb(rule: SessionRule) -> session_control_pb2.SessionRule:
             pppoe_session_id=e.pppoe_session_id,
             cm_sid=e.cm_sid,
             access=cast(session_control_pb2.AccessType.ValueType, int(e.access)),
+            cpe_mac=e.cpe_mac,
         ),
         ipv4=rule.ipv4,
         qos=session_control_pb2.Qos(
@@ -61,6 +62,7 @@ def rule_from_pb(msg: session_control_pb2.SessionRule) -> SessionRule:
             pppoe_session_id=e.pppoe_session_id,
             cm_sid=e.cm_sid,
             access=AccessType(e.access) if e.access else AccessType.PPPOE,
+            cpe_mac=bytes(e.cpe_mac),
         ),
         ipv4=msg.ipv4,
         qos=Qos(msg.qos.up_kbps, msg.qos.down_kbps, msg.qos.burst_bytes),

@@ -395,11 +395,15 @@ class TrafficEndpoint(_message.Message):
     PPPOE_SESSION_ID_FIELD_NUMBER: _builtins.int
     CM_SID_FIELD_NUMBER: _builtins.int
     ACCESS_FIELD_NUMBER: _builtins.int
+    CPE_MAC_FIELD_NUMBER: _builtins.int
     client_mac: _builtins.bytes
     ac_mac: _builtins.bytes
     pppoe_session_id: _builtins.int
     cm_sid: _builtins.int
+    """DOCSIS: the modem's upstream SID (client_mac: the modem's MAC)"""
     access: Global___AccessType.ValueType
+    cpe_mac: _builtins.bytes
+    """DOCSIS: the CPE behind the modem that owns the rule's address"""
     def __init__(
         self,
         *,
@@ -408,10 +412,11 @@ class TrafficEndpoint(_message.Message):
         pppoe_session_id: _builtins.int = ...,
         cm_sid: _builtins.int = ...,
         access: Global___AccessType.ValueType = ...,
+        cpe_mac: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ac_mac", b"ac_mac", "access", b"access", "client_mac", b"client_mac", "cm_sid", b"cm_sid", "pppoe_session_id", b"pppoe_session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ac_mac", b"ac_mac", "access", b"access", "client_mac", b"client_mac", "cm_sid", b"cm_sid", "cpe_mac", b"cpe_mac", "pppoe_session_id", b"pppoe_session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -48,7 +48,10 @@ class TrafficEndpoint:
     """The packet match of a session (TR-459 traffic endpoint).
 
     PPPoE: client MAC + AC (virtual, per subscriber group) MAC + PPPoE session id.
-    DOCSIS-like: ``cm_sid`` instead of the PPPoE session id.
+    DOCSIS-like: ``client_mac`` is the cable modem's MAC, ``cm_sid`` its upstream SID (per
+    group, 1..0x3FFF) instead of the PPPoE session id, and ``cpe_mac`` the MAC of the CPE
+    behind the modem that owns ``ipv4`` (the Ethernet PDU's source upstream, destination
+    downstream).
     """
 
     client_mac: bytes
@@ -56,6 +59,7 @@ class TrafficEndpoint:
     pppoe_session_id: int = 0
     cm_sid: int = 0
     access: AccessType = AccessType.PPPOE
+    cpe_mac: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
