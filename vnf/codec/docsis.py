@@ -164,6 +164,9 @@ class MgmtType(IntEnum):
     DSA_REQ = 15
     DSA_RSP = 16
     DSA_ACK = 17
+    DSC_REQ = 18
+    DSC_RSP = 19
+    DSC_ACK = 20
     DSD_REQ = 21
     DSD_RSP = 22
     INIT_RNG_REQ = 30
