@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from vnf.console.cable import cable_group
 from vnf.console.common import OUTPUT
 from vnf.console.common import client as _client
 from vnf.console.common import fail as _fail
@@ -695,7 +696,7 @@ def demo(count: int, duration: float, pps: int, keep: bool, output: str) -> None
         sys.exit(1)
 
 
-for _command in (fail_group, repair_group, switchover_group, move_group):
+for _command in (fail_group, repair_group, switchover_group, move_group, cable_group):
     main.add_command(_command)
 
 

@@ -20,6 +20,7 @@ from vnf.model.addresses import ip_to_int, parse_mac
 from vnf.model.group import SubscriberGroup
 
 MAX_PPPOE_SESSION_ID = 0xFFFE  # 0 and 0xFFFF are reserved (RFC 2516 §4)
+MAX_SID = 0x3FFF  # DOCSIS SIDs have 14 bits; 0 is the initial-ranging SID
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ class GroupState:
     pool: AddressPool
     session_ids: IdAllocator
     dp: str
+    sids: IdAllocator = field(default_factory=lambda: IdAllocator(1, MAX_SID))  # cable modems
     reserved: int = 0  # sessions negotiating that will need an address
     offers: int = 0  # PADOs out whose PADR has not come back (yet)
     members: set[int] = field(default_factory=set)  # session keys
@@ -57,8 +59,9 @@ class GroupState:
     def mac(self) -> bytes:
         return self.group.virtual_mac
 
-    def has_capacity(self) -> bool:
-        return self.session_ids.free > 0 and self.pool.free > self.reserved
+    def has_capacity(self, cable: bool = False) -> bool:
+        ids = self.sids if cable else self.session_ids
+        return ids.free > 0 and self.pool.free > self.reserved
 
 
 class Placement:
@@ -93,13 +96,14 @@ class Placement:
         info = self.dps.get(group.dp)
         return info if info is not None and info.connected else None
 
-    def select(self, site: str, now: float) -> GroupState | None:
-        """The least loaded eligible group of ``site``, or None (then: no PADO)."""
+    def select(self, site: str, now: float, cable: bool = False) -> GroupState | None:
+        """The least loaded eligible group of ``site`` with a free PPPoE session id (or
+        SID, for a ``cable`` modem), or None (then: no PADO, no RNG-RSP)."""
         self._expire_offers(now)
         best: GroupState | None = None
         best_load = 0
         for g in self.by_id.values():
-            if g.group.site != site or not g.has_capacity():
+            if g.group.site != site or not g.has_capacity(cable):
                 continue
             info = self.dps.get(g.dp)
             if info is None or not info.connected:

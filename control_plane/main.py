@@ -15,6 +15,7 @@ import pathlib
 import time
 
 from control_plane.aaa.local import SubscriberDirectory
+from control_plane.aaa.provisioning import ModemDirectory
 from control_plane.adapters.grpc_services import ManagementServicer, SessionControlServicer
 from control_plane.adapters.replication import ReplicationServicer
 from control_plane.adapters.runtime import CpRuntime
@@ -50,11 +51,20 @@ async def serve(config: vnf_config.CpConfig) -> None:
         directory = SubscriberDirectory(profiles)
         for subscriber in store.subscribers():
             directory.put(subscriber)
+        modems = ModemDirectory()
+        for modem in store.modems():
+            modems.put(modem)
         # Accounting session ids: this CP's index and a random part, then the session key
         # (never reused across the pair: the used keys are replicated).
         prefix = f"{config.index:02x}{os.urandom(3).hex()}"
         return ControlPlane(
-            config, directory, os.urandom, acct_prefix=prefix, wall=time.time, active=active
+            config,
+            directory,
+            os.urandom,
+            acct_prefix=prefix,
+            wall=time.time,
+            active=active,
+            modems=modems,
         )
 
     runtime = CpRuntime(make_core, store, config.db_path, config.router)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vnf.model.accounting import AccountingRecord
+from vnf.model.cable import ProvisionedModem
 from vnf.model.subscriber import Subscriber
 
 Counts = tuple[int, int, int, int]  # up packets, up bytes, down packets, down bytes
@@ -64,8 +65,30 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ModemRecord:
+    """A registered cable modem (and its CPE, once addressed), as a takeover needs it."""
+
+    key: int
+    group: int
+    sid: int
+    cm_mac: bytes
+    cpe_mac: bytes  # empty until the CPE has its address
+    ipv4: int
+    acct_id: str
+    active: bool
+    started: bool
+    up_wall: float
+    interim_wall: float
+    base: Counts
+    usage: Counts
+    service_class: str
+    online_wall: float
+    reg_timestamp: int  # the accepted config timestamp (replay check after a takeover)
+
+
+@dataclass(frozen=True, slots=True)
 class SessionUpsert:
-    record: SessionRecord
+    record: SessionRecord | ModemRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +127,16 @@ class SubscriberRemoved:
     username: str
 
 
+@dataclass(frozen=True, slots=True)
+class ModemPut:
+    modem: ProvisionedModem
+
+
+@dataclass(frozen=True, slots=True)
+class ModemRemoved:
+    mac: bytes
+
+
 Change = (
     SessionUpsert
     | SessionClosed
@@ -113,6 +146,8 @@ Change = (
     | KeysUsed
     | SubscriberPut
     | SubscriberRemoved
+    | ModemPut
+    | ModemRemoved
 )
 
 
@@ -120,10 +155,11 @@ Change = (
 class ReplicaState:
     """What both CPs of the pair agree on (see the module docstring)."""
 
-    sessions: dict[int, SessionRecord] = field(default_factory=dict)
+    sessions: dict[int, SessionRecord | ModemRecord] = field(default_factory=dict)
     placement: dict[int, str] = field(default_factory=dict)
     # Subscribers changed at run time (the lab seeds both stores alike): None = removed.
     subscribers: dict[str, Subscriber | None] = field(default_factory=dict)
+    modems: dict[bytes, ProvisionedModem | None] = field(default_factory=dict)  # likewise
     epoch: int = 0
     next_key: int = 1
     seq: int = 0  # changes applied
@@ -147,6 +183,10 @@ class ReplicaState:
             self.subscribers[change.subscriber.username] = change.subscriber
         elif isinstance(change, SubscriberRemoved):
             self.subscribers[change.username] = None
+        elif isinstance(change, ModemPut):
+            self.modems[change.modem.mac] = change.modem
+        elif isinstance(change, ModemRemoved):
+            self.modems[change.mac] = None
         # AccountingWritten changes no state here: the adapter writes it to the store.
 
     def snapshot(self) -> list[Change]:
@@ -154,6 +194,8 @@ class ReplicaState:
         out: list[Change] = [EpochSet(self.epoch), KeysUsed(self.next_key)]
         for name, sub in self.subscribers.items():
             out.append(SubscriberPut(sub) if sub is not None else SubscriberRemoved(name))
+        for mac, modem in self.modems.items():
+            out.append(ModemPut(modem) if modem is not None else ModemRemoved(mac))
         out.extend(GroupPlaced(g, dp) for g, dp in sorted(self.placement.items()))
         out.extend(SessionUpsert(r) for r in self.sessions.values())
         return out
@@ -163,6 +205,7 @@ class ReplicaState:
         self.sessions.clear()
         self.placement.clear()
         self.subscribers.clear()
+        self.modems.clear()
         self.epoch = 0
         self.next_key = 1
 
@@ -175,6 +218,9 @@ __all__ = [
     "EpochSet",
     "GroupPlaced",
     "KeysUsed",
+    "ModemPut",
+    "ModemRecord",
+    "ModemRemoved",
     "ReplicaState",
     "SessionClosed",
     "SessionRecord",

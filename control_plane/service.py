@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from control_plane.aaa.local import SubscriberDirectory
+from control_plane.aaa.provisioning import ModemDirectory
+from control_plane.cable import Cmts, Modem
 from control_plane.groups import DpInfo, GroupState, Placement
 from control_plane.replica import (
     AccountingWritten,
@@ -39,6 +41,9 @@ from control_plane.replica import (
     EpochSet,
     GroupPlaced,
     KeysUsed,
+    ModemPut,
+    ModemRecord,
+    ModemRemoved,
     ReplicaState,
     SessionClosed,
     SessionRecord,
@@ -48,7 +53,8 @@ from control_plane.replica import (
     add_counts,
     sub_counts,
 )
-from control_plane.sessions import Session, SessionState, SessionTable
+from control_plane.sessions import Session, SessionState, SessionTable, Subscription
+from vnf.codec.docsis import CARRIER_ETHERTYPE
 from vnf.codec.ethernet import EtherType
 from vnf.codec.ppp import PppProtocol
 from vnf.codec.pppoe import (
@@ -80,8 +86,11 @@ from vnf.engines.pppoe_discovery import AcDiscovery, CookieJar
 from vnf.errors import DecodeError
 from vnf.model.accounting import AccountingRecord, RecordType
 from vnf.model.addresses import int_to_ip, ip_to_int, mac_to_str
+from vnf.model.cable import ProvisionedModem
 from vnf.model.group import SubscriberGroup
 from vnf.model.session import (
+    AccessType,
+    Qos,
     RuleOp,
     RuleResult,
     SessionRule,
@@ -197,6 +206,7 @@ class ControlPlane:
         acct_prefix: str = "00000000",
         wall: Callable[[], float] = lambda: 0.0,
         active: bool = True,
+        modems: ModemDirectory | None = None,
     ) -> None:
         self.config = config
         self.wall = wall
@@ -251,6 +261,7 @@ class ControlPlane:
         self._padi_seen: dict[bytes, tuple[float, float]] = {}  # mac → (padi rx, now)
         # (group, client MAC, Host-Uniq) → session key, to answer a retransmitted PADR.
         self._by_padr: dict[tuple[int, bytes, bytes | None], int] = {}
+        self.cable = Cmts(self, config.cable, modems or ModemDirectory(), wall)
         if active:
             for g in self.placement.by_id.values():
                 self._emit(GroupPlaced(g.group_id, g.dp))
@@ -402,7 +413,7 @@ class ControlPlane:
                 for key in self.placement.by_id[group_id].members:
                     s = self.sessions.by_key[key]
                     if s.replicated_at:
-                        self._emit(SessionUpsert(self._record_of(s)))
+                        self.replicate(s)
             if self.placement.dps[dp].connected:
                 self._track(takeover, dp, self._sync_dp(dp))
 
@@ -435,7 +446,7 @@ class ControlPlane:
             s.moved_from, s.moved_usage = draining, sub_counts(s.usage, s.base)
             s.base = s.usage
             if replicate and s.replicated_at:
-                self._emit(SessionUpsert(self._record_of(s)))
+                self.replicate(s)
         self.routes_changed = True
 
     def _track(self, takeover: Takeover, dp: str, rules: list[SessionRule]) -> None:
@@ -572,6 +583,28 @@ class ControlPlane:
             self.directory.remove(name)
             self._emit(SubscriberRemoved(name))
 
+    def put_modems(self, modems: Iterable[ProvisionedModem], now: float) -> None:
+        """Provision modems (the store has them already). An online modem whose service
+        class changed gets a DSC to the new one."""
+        for modem in modems:
+            self.cable.directory.put(modem)
+            self._emit(ModemPut(modem))
+            online = self.cable.by_mac.get(modem.mac)
+            if online is not None and online.service_class != modem.service_class:
+                self.cable.change_class(online, modem.service_class, now)
+
+    def remove_modems(self, macs: Iterable[bytes]) -> None:
+        for mac in macs:
+            self.cable.directory.remove(mac)
+            self._emit(ModemRemoved(mac))
+
+    def reset_modem(self, mac: bytes, now: float) -> bool:
+        modem = self.cable.by_mac.get(mac)
+        if modem is None or not self.active:
+            return False
+        self.cable.reset(modem, now)
+        return True
+
     def mirror(self, changes: Iterable[Change], snapshot: bool = False) -> list[Change]:
         """Standby: apply the active's changes with the same reducer. Returns those the
         adapter must make durable here too (accounting records, subscribers)."""
@@ -585,6 +618,12 @@ class ControlPlane:
                 durable.append(change)
             elif isinstance(change, SubscriberRemoved):
                 self.directory.remove(change.username)
+                durable.append(change)
+            elif isinstance(change, ModemPut):
+                self.cable.directory.put(change.modem)
+                durable.append(change)
+            elif isinstance(change, ModemRemoved):
+                self.cable.directory.remove(change.mac)
                 durable.append(change)
             elif isinstance(change, AccountingWritten):
                 durable.append(change)
@@ -621,7 +660,10 @@ class ControlPlane:
         self.sessions.keys_from(self.replica.next_key)
         wall = self.wall()
         for record in self.replica.sessions.values():
-            self._restore(record, now, wall)
+            if isinstance(record, ModemRecord):
+                self._restore_modem(record, now, wall)
+            else:
+                self._restore(record, now, wall)
         takeover = Takeover(
             kind,
             from_cp,
@@ -691,7 +733,33 @@ class ControlPlane:
             s.interim_at = now + max(0.0, self.config.interim_interval_s - since)
         else:
             self.sessions.set_state(s, SessionState.INSTALLING)
-        self._schedule(s)
+        self.schedule(s)
+
+    def _restore_modem(self, record: ModemRecord, now: float, wall: float) -> None:
+        modem = self.cable.restore(record, now, wall)
+        if modem is None:
+            return
+        modem.replicated_at = max(1, self.replica.seq)
+        self.placement.by_id[record.group].members.add(modem.key)
+        self.sessions.add(modem)
+        if record.active:
+            self.sessions.set_state(modem, SessionState.ACTIVE)
+            modem.up_mono = now - max(0.0, wall - record.up_wall)
+            since = max(0.0, wall - record.interim_wall)
+            modem.interim_at = now + max(0.0, self.config.interim_interval_s - since)
+        elif record.ipv4:
+            self.sessions.set_state(modem, SessionState.INSTALLING)
+        self.schedule(modem)
+
+    def replicate(self, s: Subscription) -> None:
+        """Send ``s``'s current record to the standby CP."""
+        if isinstance(s, Modem):
+            self._emit(SessionUpsert(self.cable.record(s)))
+        else:
+            assert isinstance(s, Session)
+            self._emit(SessionUpsert(self._record_of(s)))
+        if not s.replicated_at:
+            s.replicated_at = self.replica.seq
 
     def _record_of(self, s: Session) -> SessionRecord:
         return SessionRecord(
@@ -721,24 +789,26 @@ class ControlPlane:
         """One control frame a DP received on its access port. Never raises on garbage."""
         self.counters["punts_rx", dp] += 1
         if not self.active:
-            self._drop("not_active")
+            self.drop("not_active")
             return
         if len(frame) < 14:
-            self._drop("truncated")
+            self.drop("truncated")
             return
         ethertype = (frame[12] << 8) | frame[13]
         if ethertype == EtherType.PPPOE_SESSION:
             self._on_session_frame(frame, now)
         elif ethertype == EtherType.PPPOE_DISCOVERY:
             self._on_discovery_frame(dp, frame, rx_time, now)
+        elif ethertype == CARRIER_ETHERTYPE:
+            self.cable.punt(dp, frame, now)
         else:
-            self._drop("unknown_ethertype")
+            self.drop("unknown_ethertype")
 
     def _on_discovery_frame(self, dp: str, raw: bytes, rx_time: float, now: float) -> None:
         try:
             frame = decode_discovery_frame(raw)
         except DecodeError as exc:
-            self._drop(f"pppoe_{exc.reason}")
+            self.drop(f"pppoe_{exc.reason}")
             return
         code = frame.packet.code
         name = _CODE_NAMES.get(code, "other")
@@ -752,7 +822,7 @@ class ControlPlane:
             self._on_padt(frame, now)
         else:
             self.counters["discovery_rx", name] += 1
-            self._drop("unexpected_discovery_code")
+            self.drop("unexpected_discovery_code")
 
     def _on_padi(
         self, dp: str, frame: DiscoveryFrame, raw: bytes, rx_time: float, now: float
@@ -770,13 +840,13 @@ class ControlPlane:
         self.counters["discovery_rx", "padi"] += 1
         reason = self.discovery.classify_padi(frame)
         if reason is not None:
-            self._drop(reason)
+            self.drop(reason)
             return
         info = self.placement.dps.get(dp)
         site = info.site if info is not None else ""
         group = self.placement.select(site, now)
         if group is None:
-            self._drop("no_capacity")
+            self.drop("no_capacity")
             return
         seen = self._padi_seen
         while seen:
@@ -786,21 +856,21 @@ class ControlPlane:
             del seen[oldest_mac]
         seen.pop(frame.src, None)
         seen[frame.src] = (rx_time, now)
-        self._send(group, self.discovery.make_pado(frame, group.mac, group.group_id, now))
+        self.send(group, self.discovery.make_pado(frame, group.mac, group.group_id, now))
         self.placement.offered(group, now + self.config.cookie_ttl_s)
         self.counters["discovery_tx", "pado"] += 1
 
     def _on_padr(self, frame: DiscoveryFrame, now: float) -> None:
         group = self.placement.by_mac.get(frame.dst)
         if group is None:
-            self._drop("not_our_mac")
+            self.drop("not_our_mac")
             return
         verdict = self.discovery.check_padr(frame, now)
         if not verdict.ok:
-            self._drop(verdict.reason)
+            self.drop(verdict.reason)
             return
         if verdict.group != group.group_id:
-            self._drop("forged_cookie")
+            self.drop("forged_cookie")
             return
         self.placement.answered(group)
         host_uniq = frame.packet.tag(TagType.HOST_UNIQ)
@@ -808,13 +878,13 @@ class ControlPlane:
             self._by_padr.get((group.group_id, frame.src, host_uniq), 0)
         )
         if (
-            earlier is not None
+            isinstance(earlier, Session)
             and earlier.state is SessionState.NEGOTIATING
             and earlier.ppp.phase is Phase.ESTABLISH
         ):
             # A retransmitted PADR (our PADS was lost): answer with the same session.
             self.counters["padr_retransmits", ""] += 1
-            self._send(group, self.discovery.make_pads(frame, group.mac, earlier.sid))
+            self.send(group, self.discovery.make_pads(frame, group.mac, earlier.sid))
             self.counters["discovery_tx", "pads"] += 1
             return
         if not group.has_capacity():
@@ -832,9 +902,7 @@ class ControlPlane:
             magic=int.from_bytes(self.random_bytes(4), "big") or 1,
             random_bytes=self.random_bytes,
         )
-        key = self.sessions.next_key()
-        if key >= self.replica.next_key:
-            self._emit(KeysUsed(key + KEY_BLOCK))
+        key = self.next_key()
         s = Session(
             key,
             group.group_id,
@@ -850,31 +918,31 @@ class ControlPlane:
         self._by_padr[group.group_id, frame.src, host_uniq] = s.key
         group.members.add(s.key)
         group.reserved += 1
-        self._send(group, self.discovery.make_pads(frame, group.mac, sid))
+        self.send(group, self.discovery.make_pads(frame, group.mac, sid))
         self.counters["discovery_tx", "pads"] += 1
         ppp.open(now)
         self._pump(s, now)
 
     def _refuse(self, group: GroupState, frame: DiscoveryFrame, reason: str) -> None:
         """PADS with session id 0 and AC-System-Error (RFC 2516 §5.4): no resources."""
-        self._drop(reason)
+        self.drop(reason)
         pads = self.discovery.make_pads_error(
             frame, group.mac, TagType.AC_SYSTEM_ERROR, "insufficient resources"
         )
-        self._send(group, pads)
+        self.send(group, pads)
         self.counters["discovery_tx", "pads_error"] += 1
 
     def _on_padt(self, frame: DiscoveryFrame, now: float) -> None:
         group = self.placement.by_mac.get(frame.dst)
         if group is None:
-            self._drop("padt_not_our_mac")
+            self.drop("padt_not_our_mac")
             return
         s = self.sessions.get(group.group_id, frame.packet.session_id)
         if s is None:
-            self._drop("padt_unknown_session")
+            self.drop("padt_unknown_session")
             return
         if s.client_mac != frame.src:
-            self._drop("padt_wrong_mac")
+            self.drop("padt_wrong_mac")
             return
         if s.cause is None:
             s.cause = TerminateCause.USER_REQUEST
@@ -885,23 +953,23 @@ class ControlPlane:
         try:
             frame = decode_session_frame(raw)
         except DecodeError as exc:
-            self._drop(f"pppoe_{exc.reason}")
+            self.drop(f"pppoe_{exc.reason}")
             return
         group = self.placement.by_mac.get(frame.dst)
         if group is None:
-            self._drop("not_our_mac")
+            self.drop("not_our_mac")
             return
         s = self.sessions.get(group.group_id, frame.session_id)
         if s is None:
             # A session this CP does not know (it was negotiating when the active it took
             # over from failed, or it ended): tell the client at once rather than let it
             # wait for its echo timeout.
-            self._drop("unknown_session")
-            self._send(group, self.discovery.make_padt(frame.src, group.mac, frame.session_id))
+            self.drop("unknown_session")
+            self.send(group, self.discovery.make_padt(frame.src, group.mac, frame.session_id))
             self.counters["discovery_tx", "padt_unknown_session"] += 1
             return
         if s.client_mac != frame.src:
-            self._drop("wrong_mac")
+            self.drop("wrong_mac")
             return
         self.counters["ppp_rx", _PROTOCOL_NAMES.get(frame.protocol, "other")] += 1
         s.ppp.receive(frame.protocol, frame.payload, now)
@@ -917,7 +985,7 @@ class ControlPlane:
             packets = ppp.packets_to_send()
             for protocol, payload in packets:
                 frame = encode_session_frame(s.client_mac, group.mac, s.sid, protocol, payload)
-                self._send(group, frame)
+                self.send(group, frame)
                 self.counters["ppp_tx", _PROTOCOL_NAMES.get(protocol, "other")] += 1
             event = ppp.next_event()
             if event is None and not packets:
@@ -935,8 +1003,8 @@ class ControlPlane:
             elif isinstance(event, LinkUp):
                 self.counters["lcp_up", ""] += 1
             elif isinstance(event, Dropped):
-                self._drop(f"{event.layer}_{event.reason}")
-        self._schedule(s)
+                self.drop(f"{event.layer}_{event.reason}")
+        self.schedule(s)
 
     def _authenticate(
         self, s: Session, group: GroupState, event: AuthRequested, now: float
@@ -953,7 +1021,7 @@ class ControlPlane:
         address = group.pool.allocate()
         if address is None:
             self.counters["auth_ok", method] += 1
-            self._drop("pool_exhausted")
+            self.drop("pool_exhausted")
             s.cause = TerminateCause.NAS_ERROR
             s.ppp.close(now, "no address available")
             return
@@ -972,8 +1040,7 @@ class ControlPlane:
         self.sessions.set_state(s, SessionState.INSTALLING)
         self._forget_padr(s)
         # The standby learns of the session before any DP forwards for it.
-        self._emit(SessionUpsert(self._record_of(s)))
-        s.replicated_at = self.replica.seq
+        self.replicate(s)
         if self._queue_rule(group, self._rule(s, RuleOp.INSTALL)):
             s.rule_sent = True
         # else: installed by the full sync when the DP (re)connects.
@@ -982,16 +1049,19 @@ class ControlPlane:
         cause = s.cause or _LINK_DOWN_CAUSE.get(reason, TerminateCause.NAS_ERROR)
         self.counters["link_down", reason] += 1
         # A PADT from the client took the link down: it knows; no PADT back.
-        self._finish(s, cause, now, send_padt=reason != "lower_down")
+        self.finish(s, cause, now, send_padt=reason != "lower_down")
 
-    def _finish(self, s: Session, cause: TerminateCause, now: float, send_padt: bool) -> None:
+    def finish(
+        self, s: Subscription, cause: TerminateCause, now: float, send_padt: bool = False
+    ) -> None:
+        """End ``s``: remove its rule (final counters come with the ack), then close."""
         if s.state in (SessionState.REMOVING, SessionState.CLOSED):
             return
         if s.cause is None:
             s.cause = cause
         group = self.placement.by_id[s.group]
-        if send_padt:
-            self._send(group, self.discovery.make_padt(s.client_mac, group.mac, s.sid))
+        if send_padt and isinstance(s, Session):
+            self.send(group, self.discovery.make_padt(s.client_mac, group.mac, s.sid))
             self.counters["discovery_tx", "padt"] += 1
         if s.rule_sent and s.state in (
             SessionState.INSTALLING,
@@ -1003,11 +1073,11 @@ class ControlPlane:
                 self._close(s, now)
                 return
             s.remove_deadline = now + REMOVE_ACK_TIMEOUT_S
-            self._schedule(s)
+            self.schedule(s)
             return
         self._close(s, now)
 
-    def _close(self, s: Session, now: float) -> None:
+    def _close(self, s: Subscription, now: float) -> None:
         """Last step: accounting stop (if it started), give back the id and the address."""
         if s.state is SessionState.CLOSED:
             return
@@ -1025,9 +1095,13 @@ class ControlPlane:
             s.reserved = False
         if s.ipv4:
             group.pool.release(s.ipv4)
-        group.session_ids.release(s.sid)
         group.members.discard(s.key)
-        self._forget_padr(s)
+        if isinstance(s, Modem):
+            group.sids.release(s.sid)
+            self.cable.closed(s)
+        elif isinstance(s, Session):
+            group.session_ids.release(s.sid)
+            self._forget_padr(s)
         self.sessions.remove(s)
         self.counters["sessions_closed", cause.label] += 1
 
@@ -1062,27 +1136,33 @@ class ControlPlane:
                     self.counters["rule_failures", dp] += 1
                     s.cause = TerminateCause.NAS_ERROR
                     s.rule_sent = False
+                    if not isinstance(s, Session):
+                        self._close(s, now)
+                        continue
                     s.ppp.close(now, "forwarding unavailable")
                     self.sessions.set_state(s, SessionState.TERMINATING)
                     self._pump(s, now)
             elif s.state is SessionState.REMOVING:
                 self._close(s, now)
 
-    def _activate(self, s: Session, now: float) -> None:
+    def _activate(self, s: Subscription, now: float) -> None:
         self.sessions.set_state(s, SessionState.ACTIVE)
         if s.started:  # restored after a takeover: the start was written before
-            self._emit(SessionUpsert(self._record_of(s)))
+            self.replicate(s)
             return
         s.up_mono = now
         s.up_wall = s.interim_wall = self.wall()
         s.started = True
         s.interim_at = now + self.config.interim_interval_s
-        self._emit(SessionUpsert(self._record_of(s)))
+        self.replicate(s)
         record = self._record(s, RecordType.START, now)
         self._account(record)
-        self.starts.append(PendingStart(record, s.padi_mono))
+        first = (
+            s.first_mono if isinstance(s, Modem) else s.padi_mono if isinstance(s, Session) else now
+        )
+        self.starts.append(PendingStart(record, first))
         self.counters["sessions_established", ""] += 1
-        self._schedule(s)
+        self.schedule(s)
 
     def usage(self, reports: Iterable[Usage], dp: str = "") -> None:
         """Cumulative counters from ``dp`` (empty: the serving DP). A session's total is
@@ -1109,6 +1189,8 @@ class ControlPlane:
         mac = query.client_mac.lower()
         out = []
         for s in self.sessions.by_key.values():
+            if not isinstance(s, Session):
+                continue
             if pattern is not None and not pattern.search(s.username):
                 continue
             if query.dp and self.placement.by_id[s.group].dp != query.dp:
@@ -1143,12 +1225,17 @@ class ControlPlane:
             if s.state in (SessionState.REMOVING, SessionState.CLOSED):
                 continue
             s.cause = TerminateCause.NAS_REBOOT
+            if isinstance(s, Modem):
+                self.finish(s, TerminateCause.NAS_REBOOT, now)
+                count += 1
+                continue
+            assert isinstance(s, Session)
             s.ppp.close(now, "access concentrator shutting down")
             group = self.placement.by_id[s.group]
             for protocol, payload in s.ppp.packets_to_send():
                 frame = encode_session_frame(s.client_mac, group.mac, s.sid, protocol, payload)
-                self._send(group, frame)
-            self._finish(s, TerminateCause.NAS_REBOOT, now, send_padt=True)
+                self.send(group, frame)
+            self.finish(s, TerminateCause.NAS_REBOOT, now, send_padt=True)
             count += 1
         return count
 
@@ -1176,20 +1263,30 @@ class ControlPlane:
                 continue
             if s.state is SessionState.ACTIVE and now >= s.interim_at:
                 s.interim_wall = self.wall()
-                self._emit(SessionUpsert(self._record_of(s)))
+                self.replicate(s)
                 self._account(self._record(s, RecordType.INTERIM, now))
                 s.interim_at += self.config.interim_interval_s
                 if s.interim_at <= now:  # we were late by more than an interval: don't burst
                     s.interim_at = now + self.config.interim_interval_s
+            if isinstance(s, Modem):
+                self.cable.handle_timer(s, now)
+                self.schedule(s)
+                continue
+            assert isinstance(s, Session)
             deadline = s.ppp.get_timer()
             if deadline is not None and deadline <= now:
                 s.ppp.handle_timer(now)
             self._pump(s, now)
 
-    def _schedule(self, s: Session) -> None:
+    def schedule(self, s: Subscription) -> None:
+        """(Re)arm ``s``'s one timer entry: protocol timer, interim update or removal."""
         if s.state is SessionState.CLOSED:
             return
-        at = s.ppp.get_timer()
+        if isinstance(s, Modem):
+            at = self.cable.timer(s) if s.state is not SessionState.REMOVING else None
+        else:
+            assert isinstance(s, Session)
+            at = s.ppp.get_timer()
         if s.state is SessionState.ACTIVE and (at is None or s.interim_at < at):
             at = s.interim_at
         if s.state is SessionState.REMOVING and (at is None or s.remove_deadline < at):
@@ -1230,22 +1327,60 @@ class ControlPlane:
                 self.rules.setdefault(dp, []).append(rule)
         return decisive
 
+    def next_key(self) -> int:
+        """A new session key, never used before (also not by the CP we took over from)."""
+        key = self.sessions.next_key()
+        if key >= self.replica.next_key:
+            self._emit(KeysUsed(key + KEY_BLOCK))
+        return key
+
+    def install(self, s: Subscription) -> None:
+        """``s`` has its address: replicate it and install its rule (cable modems; PPPoE
+        does the same in :meth:`_network_up`)."""
+        if s.state is not SessionState.NEGOTIATING:
+            return
+        self.sessions.set_state(s, SessionState.INSTALLING)
+        self.replicate(s)
+        group = self.placement.by_id[s.group]
+        if self._queue_rule(group, self._rule(s, RuleOp.INSTALL)):
+            s.rule_sent = True
+
+    def modify(self, s: Subscription) -> None:
+        """Send ``s``'s changed rule (its QoS) to the DPs that hold it; replicate it."""
+        if s.replicated_at:
+            self.replicate(s)
+        if s.rule_sent and s.state in (SessionState.INSTALLING, SessionState.ACTIVE):
+            self._queue_rule(self.placement.by_id[s.group], self._rule(s, RuleOp.MODIFY))
+
+    def send_via(self, dp: str, frame: bytes) -> None:
+        """A frame out of ``dp``'s access port, whatever groups it serves."""
+        self.tx.setdefault(dp, []).append(frame)
+
     def _account(self, record: AccountingRecord) -> None:
         self.accounting.append(record)
         self._emit(AccountingWritten(record))
 
-    def _send(self, group: GroupState, frame: bytes) -> None:
+    def send(self, group: GroupState, frame: bytes) -> None:
         info = self.placement.serving(group)
         if info is None:
-            self._drop("dp_unavailable")
+            self.drop("dp_unavailable")
             return
         self.tx.setdefault(info.name, []).append(frame)
 
-    def _drop(self, reason: str) -> None:
+    def drop(self, reason: str) -> None:
         self.counters["drops", reason] += 1
 
-    def _rule(self, s: Session, op: RuleOp) -> SessionRule:
+    def _rule(self, s: Subscription, op: RuleOp) -> SessionRule:
         group = self.placement.by_id[s.group]
+        if isinstance(s, Modem):
+            profile = self.cable.profile(s.service_class)
+            endpoint = TrafficEndpoint(
+                s.client_mac, group.mac, cm_sid=s.sid, access=AccessType.DOCSIS, cpe_mac=s.cpe_mac
+            )
+            cable_qos = Qos(profile.up_kbps, profile.down_kbps, profile.burst_bytes)
+            interval = self.config.usage_interval_s
+            return SessionRule(op, s.key, s.group, endpoint, s.ipv4, cable_qos, interval)
+        assert isinstance(s, Session)
         subscriber = self.directory.get(s.username)
         qos = self.directory.qos_of(subscriber) if subscriber is not None else None
         endpoint = TrafficEndpoint(s.client_mac, group.mac, s.sid)
@@ -1256,7 +1391,7 @@ class ControlPlane:
         return SessionRule(op, s.key, s.group, endpoint, s.ipv4, qos, self.config.usage_interval_s)
 
     def _record(
-        self, s: Session, kind: RecordType, now: float, cause: str = ""
+        self, s: Subscription, kind: RecordType, now: float, cause: str = ""
     ) -> AccountingRecord:
         up_p, up_b, down_p, down_b = s.usage
         group = self.placement.by_id[s.group]

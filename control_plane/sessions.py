@@ -1,4 +1,5 @@
-"""The control plane's session table: one :class:`Session` per PPPoE session it negotiates.
+"""The control plane's session table: one :class:`Subscription` per PPPoE session (a
+:class:`Session`) or cable modem (a :class:`control_plane.cable.Modem`) it serves.
 
 Sessions are slot objects (the CP holds 100,000 of them) indexed by their never-reused
 ``key`` and by the data-plane match (group, PPPoE session id).
@@ -29,24 +30,25 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
-class Session:
+class Subscription:
+    """What every subscriber session has, whatever its access: the key, its group, its
+    forwarding rule's state, addressing and accounting. :class:`Session` (PPPoE) and
+    :class:`control_plane.cable.Modem` (a cable modem and its CPE) add their protocol
+    engines; the group, rule, failover and accounting machinery sees only this."""
+
     __slots__ = (
         "acct_id",
-        "auth",
         "base",
         "cause",
         "client_mac",
         "created",
         "group",
-        "host_uniq",
         "interim_at",
         "interim_wall",
         "ipv4",
         "key",
         "moved_from",
         "moved_usage",
-        "padi_mono",
-        "ppp",
         "remove_deadline",
         "replicated_at",
         "reserved",
@@ -61,28 +63,14 @@ class Session:
         "username",
     )
 
-    def __init__(
-        self,
-        key: int,
-        group: int,
-        sid: int,
-        client_mac: bytes,
-        host_uniq: bytes | None,
-        ppp: PppSession,
-        now: float,
-        padi_mono: float,
-    ) -> None:
+    def __init__(self, key: int, group: int, sid: int, client_mac: bytes, now: float) -> None:
         self.key = key
         self.group = group
-        self.sid = sid
+        self.sid = sid  # PPPoE session id, or a modem's SID
         self.client_mac = client_mac
-        self.host_uniq = host_uniq
-        self.ppp = ppp
         self.state = SessionState.NEGOTIATING
         self.created = now
-        self.padi_mono = padi_mono
         self.username = ""
-        self.auth = ""
         self.ipv4 = 0
         self.acct_id = ""
         self.up_mono = 0.0
@@ -102,9 +90,35 @@ class Session:
         self.started = False  # accounting start written
 
 
+class Session(Subscription):
+    """A PPPoE session: discovery identity and the PPP engine (authenticator side)."""
+
+    __slots__ = ("auth", "host_uniq", "padi_mono", "ppp")
+
+    def __init__(
+        self,
+        key: int,
+        group: int,
+        sid: int,
+        client_mac: bytes,
+        host_uniq: bytes | None,
+        ppp: PppSession,
+        now: float,
+        padi_mono: float,
+    ) -> None:
+        super().__init__(key, group, sid, client_mac, now)
+        self.host_uniq = host_uniq
+        self.ppp = ppp
+        self.padi_mono = padi_mono
+        self.auth = ""
+
+
 class SessionTable:
+    """Every subscription by key; PPPoE sessions also by their data-plane match (group,
+    PPPoE session id)."""
+
     def __init__(self) -> None:
-        self.by_key: dict[int, Session] = {}
+        self.by_key: dict[int, Subscription] = {}
         self.by_endpoint: dict[tuple[int, int], Session] = {}
         self.counts: dict[SessionState, int] = dict.fromkeys(SessionState, 0)
         self._next_key = 1
@@ -121,17 +135,18 @@ class SessionTable:
         """Never hand out a key below ``next_key`` (keys used before a takeover)."""
         self._next_key = max(self._next_key, next_key)
 
-    def add(self, session: Session) -> None:
+    def add(self, session: Subscription) -> None:
         self.by_key[session.key] = session
-        self.by_endpoint[(session.group, session.sid)] = session
+        if isinstance(session, Session):
+            self.by_endpoint[(session.group, session.sid)] = session
         self.counts[session.state] += 1
 
-    def set_state(self, session: Session, state: SessionState) -> None:
+    def set_state(self, session: Subscription, state: SessionState) -> None:
         self.counts[session.state] -= 1
         session.state = state
         self.counts[state] += 1
 
-    def remove(self, session: Session) -> None:
+    def remove(self, session: Subscription) -> None:
         self.by_key.pop(session.key, None)
         if self.by_endpoint.get((session.group, session.sid)) is session:
             del self.by_endpoint[(session.group, session.sid)]

@@ -67,6 +67,18 @@ class RateProfileConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CableConfig:
+    """The CMTS side of the control plane (docs/cable.md)."""
+
+    shared_secret: str = "vnf-cable"  # CMTS MIC key (the CMTS authentication string)
+    timestamp_window_s: float = 300.0  # a REG-REQ's config timestamp must be this recent
+    ranging_timeout_s: float = 5.0  # RNG-RSP continue → the modem's unicast RNG-REQ
+    registration_timeout_s: float = 15.0  # ranged → REG-REQ, and REG-RSP → REG-ACK
+    t4_s: float = 30.0  # no station maintenance RNG-REQ for this long: offline
+    dhcp_lease_s: int = 86400
+
+
+@dataclass(frozen=True, slots=True)
 class CpConfig:
     name: str
     lab: str
@@ -99,6 +111,7 @@ class CpConfig:
     detect_s: float = 0.2  # silence after which a peer CP or a DP counts as failed
     headless_timeout_s: float = 120.0  # a DP without an active CP this long flushes (0: never)
     hot_standby: bool = True  # standby DPs hold every group of their site, ready to claim
+    cable: CableConfig = CableConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +159,11 @@ class EmulatorConfig:
     mru: int = 1492
     echo_interval_s: float = 10.0
     echo_failures: int = 3
+    # Cable modems (docs/cable.md), each with one CPE behind it.
+    modems: int = 0
+    modem_service_class: str = "default"  # what the emulated config files name
+    cable_secret: str = "vnf-cable"  # the CMTS MIC key the "TFTP server" signs with
+    modem_ranging_interval_s: float = 10.0  # station maintenance (the CMTS's T4 is 3x)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
@@ -173,7 +174,8 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name --user, --ip or --all")
         if not targets and which != "all":
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such session")
-        count = self.core.terminate(targets, causes[cause_label], time.monotonic())
+        sessions = [s for s in targets if isinstance(s, Session)]
+        count = self.core.terminate(sessions, causes[cause_label], time.monotonic())
         self.runtime.flush()
         return management_pb2.TerminateReply(terminated=count)
 
@@ -314,6 +316,76 @@ class ManagementServicer(management_pb2_grpc.ManagementServicer):
             sessions=takeover.sessions,
             duration_ms=takeover.takeover_ms,
         )
+
+    async def ListModems(  # noqa: N802
+        self, request: management_pb2.ModemQuery, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[management_pb2.ModemPage]:
+        rows = self.core.cable.rows(
+            bytes(request.mac), request.state, request.all, time.monotonic()
+        )
+        size = request.page_size or PAGE
+        for start in range(0, len(rows), size):
+            yield management_pb2.ModemPage(
+                modems=[
+                    management_pb2.ModemInfo(
+                        mac=r.mac,
+                        state=r.state,
+                        sid=r.sid,
+                        group=r.group,
+                        dp=r.dp,
+                        cpe_mac=r.cpe_mac,
+                        cpe_ipv4=r.cpe_ipv4,
+                        service_class=r.service_class,
+                        up_kbps=r.up_kbps,
+                        down_kbps=r.down_kbps,
+                        uptime_s=r.uptime_s,
+                        up_bytes=r.up_bytes,
+                        down_bytes=r.down_bytes,
+                        reason=r.reason,
+                        session_key=r.session_key,
+                        forwarding=r.forwarding,
+                    )
+                    for r in rows[start : start + size]
+                ]
+            )
+
+    async def SetModemServiceClass(  # noqa: N802
+        self, request: management_pb2.ModemServiceClassRequest, context: grpc.aio.ServicerContext
+    ) -> management_pb2.ModemReply:
+        mac = bytes(request.mac)
+        core = self.core
+        if request.service_class not in core.directory.profiles:
+            known = ", ".join(sorted(core.directory.profiles))
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"unknown service class {request.service_class!r} (known: {known})",
+            )
+        provisioned = core.cable.directory.get(mac)
+        if provisioned is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"cable modem {mac_to_str(mac)} is not provisioned"
+            )
+        if self.runtime.role != "active":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the active control plane")
+        assert provisioned is not None
+        changed = dataclasses.replace(provisioned, service_class=request.service_class)
+        self.runtime.store.put_modems([changed])
+        core.put_modems([changed], time.monotonic())
+        self.runtime.flush()
+        return management_pb2.ModemReply(online=mac in core.cable.by_mac)
+
+    async def ResetModem(  # noqa: N802
+        self, request: management_pb2.ModemRequest, context: grpc.aio.ServicerContext
+    ) -> management_pb2.ModemReply:
+        if self.runtime.role != "active":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not the active control plane")
+        mac = bytes(request.mac)
+        if not self.core.reset_modem(mac, time.monotonic()):
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"cable modem {mac_to_str(mac)} is not online"
+            )
+        self.runtime.flush()
+        return management_pb2.ModemReply(online=True)
 
 
 async def _regex(pattern: str, context: grpc.aio.ServicerContext) -> re.Pattern[str] | None:

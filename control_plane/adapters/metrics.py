@@ -32,6 +32,14 @@ LABELS = {
     "failovers": "kind",
     "group_moves": "outcome",
     "dp_failures_without_standby": "dp",
+    "docsis_rx": "message",
+    "docsis_tx": "message",
+    "registrations": "result",
+    "ranging_rejected": "reason",
+    "modem_timeouts": "reason",
+    "dhcp_rx": "message",
+    "dhcp_tx": "message",
+    "dsc": "outcome",
 }
 HELP = {
     "punts_rx": "Control frames punted by data-plane workers",
@@ -53,6 +61,19 @@ HELP = {
     "group_moves": "Planned make-before-break group moves, by outcome",
     "dp_failures_without_standby": "DP failures that found no standby DP in their site",
     "orphaned_groups_expired": "Groups whose sessions ended after the headless timeout",
+    "docsis_rx": "DOCSIS MAC management messages received from cable modems, by message",
+    "docsis_tx": "DOCSIS MAC management messages sent to cable modems, by message",
+    "registrations": "Cable modem registrations: result ok, or the reason they were rejected",
+    "ranging_rejected": "Initial ranging answered with abort, by reason",
+    "ranging_duplicates": "Identical initial RNG-REQs heard through several DPs, answered once",
+    "modem_timeouts": "Cable modems dropped by a DOCSIS timer, by which",
+    "modem_reinit": "Registered modems that ranged again from scratch (a reboot)",
+    "reg_req_retransmits": "Retransmitted REG-REQs answered with the same REG-RSP",
+    "dhcp_rx": "DHCP messages received from CPEs, by type",
+    "dhcp_tx": "DHCP messages sent to CPEs, by type",
+    "dhcp_release_ignored": "DHCPRELEASEs (a lease lives as long as its modem's registration)",
+    "cpe_arp_replies": "ARP requests of CPEs for their gateway, answered",
+    "dsc": "Dynamic service changes, by outcome",
 }
 
 
@@ -77,6 +98,11 @@ class CpMetrics:
         const = {"node": self.node}
         yield from counter_families("vnf_cp", dict(core.counters), LABELS, HELP, const)
         yield gauge("vnf_cp_epoch", "Epoch of this control plane", runtime.epoch, const)
+        yield gauges(
+            "vnf_cp_cable_modems",
+            "Cable modems by state (show cable modem), recently rejected ones included",
+            (({**const, "state": state}, n) for state, n in core.cable.counts().items()),
+        )
         yield gauge(
             "vnf_cp_role_active",
             "1 when this control plane is active",

@@ -24,6 +24,9 @@ from control_plane.replica import (
     EpochSet,
     GroupPlaced,
     KeysUsed,
+    ModemPut,
+    ModemRecord,
+    ModemRemoved,
     SessionClosed,
     SessionRecord,
     SessionUpsert,
@@ -32,6 +35,7 @@ from control_plane.replica import (
 )
 from vnf.adapters import grpc_server
 from vnf.api import convert, replication_pb2, replication_pb2_grpc, session_control_pb2
+from vnf.model.cable import ProvisionedModem
 from vnf.model.session import Usage
 
 if TYPE_CHECKING:
@@ -54,9 +58,34 @@ def _counts_from_pb(m: session_control_pb2.UsageReport) -> Counts:
     return (u.up_packets, u.up_bytes, u.down_packets, u.down_bytes)
 
 
+def _modem_to_pb(m: ModemRecord) -> replication_pb2.Change:
+    return replication_pb2.Change(
+        modem=replication_pb2.ModemRecord(
+            key=m.key,
+            group=m.group,
+            sid=m.sid,
+            cm_mac=m.cm_mac,
+            cpe_mac=m.cpe_mac,
+            ipv4=m.ipv4,
+            acct_id=m.acct_id,
+            active=m.active,
+            started=m.started,
+            up_wall=m.up_wall,
+            interim_wall=m.interim_wall,
+            base=_counts_to_pb(m.base),
+            usage=_counts_to_pb(m.usage),
+            service_class=m.service_class,
+            online_wall=m.online_wall,
+            reg_timestamp=m.reg_timestamp,
+        )
+    )
+
+
 def change_to_pb(change: Change) -> replication_pb2.Change:
     if isinstance(change, SessionUpsert):
         r = change.record
+        if isinstance(r, ModemRecord):
+            return _modem_to_pb(r)
         return replication_pb2.Change(
             session=replication_pb2.SessionRecord(
                 key=r.key,
@@ -94,6 +123,15 @@ def change_to_pb(change: Change) -> replication_pb2.Change:
         return replication_pb2.Change(accounting=convert.accounting_to_pb(0, change.record))
     if isinstance(change, SubscriberPut):
         return replication_pb2.Change(subscriber=convert.subscriber_to_pb(change.subscriber))
+    if isinstance(change, ModemPut):
+        p = change.modem
+        return replication_pb2.Change(
+            modem_provisioned=replication_pb2.ProvisionedModem(
+                mac=p.mac, service_class=p.service_class, enabled=p.enabled
+            )
+        )
+    if isinstance(change, ModemRemoved):
+        return replication_pb2.Change(modem_unprovisioned=change.mac)
     return replication_pb2.Change(subscriber_removed=change.username)
 
 
@@ -137,6 +175,33 @@ def change_from_pb(msg: replication_pb2.Change) -> Change | None:
         return SubscriberPut(convert.subscriber_from_pb(msg.subscriber))
     if kind == "subscriber_removed":
         return SubscriberRemoved(msg.subscriber_removed)
+    if kind == "modem":
+        m = msg.modem
+        return SessionUpsert(
+            ModemRecord(
+                key=m.key,
+                group=m.group,
+                sid=m.sid,
+                cm_mac=bytes(m.cm_mac),
+                cpe_mac=bytes(m.cpe_mac),
+                ipv4=m.ipv4,
+                acct_id=m.acct_id,
+                active=m.active,
+                started=m.started,
+                up_wall=m.up_wall,
+                interim_wall=m.interim_wall,
+                base=_counts_from_pb(m.base),
+                usage=_counts_from_pb(m.usage),
+                service_class=m.service_class,
+                online_wall=m.online_wall,
+                reg_timestamp=m.reg_timestamp,
+            )
+        )
+    if kind == "modem_provisioned":
+        p = msg.modem_provisioned
+        return ModemPut(ProvisionedModem(bytes(p.mac), p.service_class, p.enabled))
+    if kind == "modem_unprovisioned":
+        return ModemRemoved(bytes(msg.modem_unprovisioned))
     return None
 
 

@@ -25,7 +25,14 @@ import grpc
 from control_plane.adapters import replication
 from control_plane.adapters.metrics import CpMetrics
 from control_plane.adapters.store import AccountingWriter, Store
-from control_plane.replica import AccountingWritten, Change, SubscriberPut, SubscriberRemoved
+from control_plane.replica import (
+    AccountingWritten,
+    Change,
+    ModemPut,
+    ModemRemoved,
+    SubscriberPut,
+    SubscriberRemoved,
+)
 from control_plane.service import ControlPlane, DpRole
 from control_plane.setup_stats import SetupStats
 from vnf.adapters import grpc_server
@@ -439,6 +446,10 @@ class CpRuntime:
                 self.store.put_subscribers([change.subscriber])
             elif isinstance(change, SubscriberRemoved):
                 self.store.remove_subscribers([change.username])
+            elif isinstance(change, ModemPut):
+                self.store.put_modems([change.modem])
+            elif isinstance(change, ModemRemoved):
+                self.store.remove_modems([change.mac])
         self.core.replica.seq = seq
         if self.core.replica.epoch > self.epoch:
             self.epoch = self.core.replica.epoch

@@ -1,4 +1,5 @@
-"""SQLite store of the control plane: subscribers, accounting records, and the CP's epoch.
+"""SQLite store of the control plane: subscribers, provisioned cable modems, accounting
+records, and the CP's epoch.
 
 WAL mode; accounting is written by one writer thread that commits in groups (one commit per
 burst of records), so a dial storm costs a handful of fsyncs per second, not one per record.
@@ -21,6 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from vnf.model.accounting import AccountingRecord, RecordType
+from vnf.model.addresses import mac_to_str, parse_mac
+from vnf.model.cable import ProvisionedModem
 from vnf.model.subscriber import AuthType, Subscriber
 
 SCHEMA = """
@@ -29,6 +32,11 @@ CREATE TABLE IF NOT EXISTS subscribers (
     secret       TEXT NOT NULL,
     auth_type    TEXT NOT NULL CHECK (auth_type IN ('pap', 'chap', 'any')),
     rate_profile TEXT NOT NULL DEFAULT 'default'
+);
+CREATE TABLE IF NOT EXISTS modems (
+    mac           TEXT PRIMARY KEY,
+    service_class TEXT NOT NULL DEFAULT 'default',
+    enabled       INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1))
 );
 CREATE TABLE IF NOT EXISTS accounting (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -144,6 +152,43 @@ class Store:
             "SELECT username, secret, auth_type, rate_profile FROM subscribers ORDER BY username"
         )
         return [Subscriber(u, s, AuthType(a), r) for u, s, a, r in rows]
+
+    # -- cable modems (the provisioning store) ----------------------------------------------
+
+    def put_modems(self, modems: list[ProvisionedModem]) -> tuple[int, int]:
+        """Insert or update; returns (added, updated)."""
+        added = updated = 0
+        with self.conn:
+            for m in modems:
+                row = (mac_to_str(m.mac), m.service_class, int(m.enabled))
+                cur = self.conn.execute(
+                    "INSERT INTO modems(mac, service_class, enabled) VALUES(?, ?, ?) "
+                    "ON CONFLICT(mac) DO NOTHING",
+                    row,
+                )
+                if cur.rowcount:
+                    added += 1
+                    continue
+                self.conn.execute(
+                    "UPDATE modems SET service_class=?, enabled=? WHERE mac=?",
+                    (row[1], row[2], row[0]),
+                )
+                updated += 1
+        return added, updated
+
+    def remove_modems(self, macs: list[bytes]) -> list[bytes]:
+        """Delete; returns the MACs that were not provisioned."""
+        missing = []
+        with self.conn:
+            for mac in macs:
+                cur = self.conn.execute("DELETE FROM modems WHERE mac=?", (mac_to_str(mac),))
+                if not cur.rowcount:
+                    missing.append(mac)
+        return missing
+
+    def modems(self) -> list[ProvisionedModem]:
+        rows = self.conn.execute("SELECT mac, service_class, enabled FROM modems ORDER BY mac")
+        return [ProvisionedModem(parse_mac(m), c, bool(e)) for m, c, e in rows]
 
     # -- accounting ------------------------------------------------------------------------
 

@@ -20,6 +20,190 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ModemQuery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAC_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    mac: _builtins.bytes
+    """empty: every modem"""
+    state: _builtins.str
+    """"online", "init(r1)", "reject(m)", ...; empty: any"""
+    all: _builtins.bool
+    """also provisioned modems never seen ("offline")"""
+    page_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        mac: _builtins.bytes = ...,
+        state: _builtins.str = ...,
+        all: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "mac", b"mac", "page_size", b"page_size", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemQuery: _TypeAlias = ModemQuery  # noqa: Y015
+
+@_typing.final
+class ModemInfo(_message.Message):
+    """One row of `show cable modem`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAC_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SID_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    DP_FIELD_NUMBER: _builtins.int
+    CPE_MAC_FIELD_NUMBER: _builtins.int
+    CPE_IPV4_FIELD_NUMBER: _builtins.int
+    SERVICE_CLASS_FIELD_NUMBER: _builtins.int
+    UP_KBPS_FIELD_NUMBER: _builtins.int
+    DOWN_KBPS_FIELD_NUMBER: _builtins.int
+    UPTIME_S_FIELD_NUMBER: _builtins.int
+    UP_BYTES_FIELD_NUMBER: _builtins.int
+    DOWN_BYTES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SESSION_KEY_FIELD_NUMBER: _builtins.int
+    FORWARDING_FIELD_NUMBER: _builtins.int
+    mac: _builtins.bytes
+    state: _builtins.str
+    sid: _builtins.int
+    group: _builtins.int
+    dp: _builtins.str
+    cpe_mac: _builtins.bytes
+    cpe_ipv4: _builtins.int
+    service_class: _builtins.str
+    """granted (online) or provisioned"""
+    up_kbps: _builtins.int
+    """the class's Maximum Sustained Traffic Rate"""
+    down_kbps: _builtins.int
+    uptime_s: _builtins.float
+    """since registration (0 when not online)"""
+    up_bytes: _builtins.int
+    down_bytes: _builtins.int
+    reason: _builtins.str
+    """why it was rejected, for reject(*) rows"""
+    session_key: _builtins.int
+    forwarding: _builtins.str
+    """the forwarding rule's state: negotiating/installing/active/..."""
+    def __init__(
+        self,
+        *,
+        mac: _builtins.bytes = ...,
+        state: _builtins.str = ...,
+        sid: _builtins.int = ...,
+        group: _builtins.int = ...,
+        dp: _builtins.str = ...,
+        cpe_mac: _builtins.bytes = ...,
+        cpe_ipv4: _builtins.int = ...,
+        service_class: _builtins.str = ...,
+        up_kbps: _builtins.int = ...,
+        down_kbps: _builtins.int = ...,
+        uptime_s: _builtins.float = ...,
+        up_bytes: _builtins.int = ...,
+        down_bytes: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        session_key: _builtins.int = ...,
+        forwarding: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpe_ipv4", b"cpe_ipv4", "cpe_mac", b"cpe_mac", "down_bytes", b"down_bytes", "down_kbps", b"down_kbps", "dp", b"dp", "forwarding", b"forwarding", "group", b"group", "mac", b"mac", "reason", b"reason", "service_class", b"service_class", "session_key", b"session_key", "sid", b"sid", "state", b"state", "up_bytes", b"up_bytes", "up_kbps", b"up_kbps", "uptime_s", b"uptime_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemInfo: _TypeAlias = ModemInfo  # noqa: Y015
+
+@_typing.final
+class ModemPage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def modems(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModemInfo]: ...
+    def __init__(
+        self,
+        *,
+        modems: _abc.Iterable[Global___ModemInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["modems", b"modems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemPage: _TypeAlias = ModemPage  # noqa: Y015
+
+@_typing.final
+class ModemRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAC_FIELD_NUMBER: _builtins.int
+    mac: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        mac: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mac", b"mac"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemRequest: _TypeAlias = ModemRequest  # noqa: Y015
+
+@_typing.final
+class ModemServiceClassRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAC_FIELD_NUMBER: _builtins.int
+    SERVICE_CLASS_FIELD_NUMBER: _builtins.int
+    mac: _builtins.bytes
+    service_class: _builtins.str
+    """a rate profile's name"""
+    def __init__(
+        self,
+        *,
+        mac: _builtins.bytes = ...,
+        service_class: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mac", b"mac", "service_class", b"service_class"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemServiceClassRequest: _TypeAlias = ModemServiceClassRequest  # noqa: Y015
+
+@_typing.final
+class ModemReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ONLINE_FIELD_NUMBER: _builtins.int
+    online: _builtins.bool
+    """the modem was online: a DSC (or reset) went to it"""
+    def __init__(
+        self,
+        *,
+        online: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["online", b"online"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemReply: _TypeAlias = ModemReply  # noqa: Y015
+
+@_typing.final
 class GroupPlacement(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -90,6 +90,21 @@ class ManagementStub:
                 request_serializer=vnf_dot_api_dot_management__pb2.MoveGroupRequest.SerializeToString,
                 response_deserializer=vnf_dot_api_dot_management__pb2.MoveGroupReply.FromString,
                 _registered_method=True)
+        self.ListModems = channel.unary_stream(
+                '/vnf.v1.Management/ListModems',
+                request_serializer=vnf_dot_api_dot_management__pb2.ModemQuery.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_management__pb2.ModemPage.FromString,
+                _registered_method=True)
+        self.SetModemServiceClass = channel.unary_unary(
+                '/vnf.v1.Management/SetModemServiceClass',
+                request_serializer=vnf_dot_api_dot_management__pb2.ModemServiceClassRequest.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_management__pb2.ModemReply.FromString,
+                _registered_method=True)
+        self.ResetModem = channel.unary_unary(
+                '/vnf.v1.Management/ResetModem',
+                request_serializer=vnf_dot_api_dot_management__pb2.ModemRequest.SerializeToString,
+                response_deserializer=vnf_dot_api_dot_management__pb2.ModemReply.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -164,6 +179,27 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModems(self, request, context):
+        """Cable modems (docs/cable.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetModemServiceClass(self, request, context):
+        """DSC when online
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetModem(self, request, context):
+        """RNG-RSP abort: re-register
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +257,21 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.MoveGroup,
                     request_deserializer=vnf_dot_api_dot_management__pb2.MoveGroupRequest.FromString,
                     response_serializer=vnf_dot_api_dot_management__pb2.MoveGroupReply.SerializeToString,
+            ),
+            'ListModems': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListModems,
+                    request_deserializer=vnf_dot_api_dot_management__pb2.ModemQuery.FromString,
+                    response_serializer=vnf_dot_api_dot_management__pb2.ModemPage.SerializeToString,
+            ),
+            'SetModemServiceClass': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModemServiceClass,
+                    request_deserializer=vnf_dot_api_dot_management__pb2.ModemServiceClassRequest.FromString,
+                    response_serializer=vnf_dot_api_dot_management__pb2.ModemReply.SerializeToString,
+            ),
+            'ResetModem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetModem,
+                    request_deserializer=vnf_dot_api_dot_management__pb2.ModemRequest.FromString,
+                    response_serializer=vnf_dot_api_dot_management__pb2.ModemReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -520,6 +571,87 @@ class Management:
             '/vnf.v1.Management/MoveGroup',
             vnf_dot_api_dot_management__pb2.MoveGroupRequest.SerializeToString,
             vnf_dot_api_dot_management__pb2.MoveGroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vnf.v1.Management/ListModems',
+            vnf_dot_api_dot_management__pb2.ModemQuery.SerializeToString,
+            vnf_dot_api_dot_management__pb2.ModemPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModemServiceClass(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnf.v1.Management/SetModemServiceClass',
+            vnf_dot_api_dot_management__pb2.ModemServiceClassRequest.SerializeToString,
+            vnf_dot_api_dot_management__pb2.ModemReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetModem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vnf.v1.Management/ResetModem',
+            vnf_dot_api_dot_management__pb2.ModemRequest.SerializeToString,
+            vnf_dot_api_dot_management__pb2.ModemReply.FromString,
             options,
             channel_credentials,
             insecure,

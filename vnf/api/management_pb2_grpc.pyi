@@ -47,6 +47,12 @@ class ManagementStub:
     """
     MoveGroup: _grpc.UnaryUnaryMultiCallable[_management_pb2.MoveGroupRequest, _management_pb2.MoveGroupReply]
     """a group → another DP"""
+    ListModems: _grpc.UnaryStreamMultiCallable[_management_pb2.ModemQuery, _management_pb2.ModemPage]
+    """Cable modems (docs/cable.md)."""
+    SetModemServiceClass: _grpc.UnaryUnaryMultiCallable[_management_pb2.ModemServiceClassRequest, _management_pb2.ModemReply]
+    """DSC when online"""
+    ResetModem: _grpc.UnaryUnaryMultiCallable[_management_pb2.ModemRequest, _management_pb2.ModemReply]
+    """RNG-RSP abort: re-register"""
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -66,6 +72,12 @@ class ManagementAsyncStub(ManagementStub):
     """
     MoveGroup: _aio.UnaryUnaryMultiCallable[_management_pb2.MoveGroupRequest, _management_pb2.MoveGroupReply]  # type: ignore[assignment]
     """a group → another DP"""
+    ListModems: _aio.UnaryStreamMultiCallable[_management_pb2.ModemQuery, _management_pb2.ModemPage]  # type: ignore[assignment]
+    """Cable modems (docs/cable.md)."""
+    SetModemServiceClass: _aio.UnaryUnaryMultiCallable[_management_pb2.ModemServiceClassRequest, _management_pb2.ModemReply]  # type: ignore[assignment]
+    """DSC when online"""
+    ResetModem: _aio.UnaryUnaryMultiCallable[_management_pb2.ModemRequest, _management_pb2.ModemReply]  # type: ignore[assignment]
+    """RNG-RSP abort: re-register"""
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -148,5 +160,29 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_management_pb2.MoveGroupReply, _abc.Awaitable[_management_pb2.MoveGroupReply]]:
         """a group → another DP"""
+
+    @_abc_1.abstractmethod
+    def ListModems(
+        self,
+        request: _management_pb2.ModemQuery,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_management_pb2.ModemPage], _abc.AsyncIterator[_management_pb2.ModemPage]]:
+        """Cable modems (docs/cable.md)."""
+
+    @_abc_1.abstractmethod
+    def SetModemServiceClass(
+        self,
+        request: _management_pb2.ModemServiceClassRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ModemReply, _abc.Awaitable[_management_pb2.ModemReply]]:
+        """DSC when online"""
+
+    @_abc_1.abstractmethod
+    def ResetModem(
+        self,
+        request: _management_pb2.ModemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ModemReply, _abc.Awaitable[_management_pb2.ModemReply]]:
+        """RNG-RSP abort: re-register"""
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

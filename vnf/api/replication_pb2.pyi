@@ -173,12 +173,17 @@ class Change(_message.Message):
     NEXT_KEY_FIELD_NUMBER: _builtins.int
     SUBSCRIBER_FIELD_NUMBER: _builtins.int
     SUBSCRIBER_REMOVED_FIELD_NUMBER: _builtins.int
+    MODEM_FIELD_NUMBER: _builtins.int
+    MODEM_PROVISIONED_FIELD_NUMBER: _builtins.int
+    MODEM_UNPROVISIONED_FIELD_NUMBER: _builtins.int
     session_closed: _builtins.int
     """the session key"""
     epoch: _builtins.int
     next_key: _builtins.int
     """session keys below this are used"""
     subscriber_removed: _builtins.str
+    modem_unprovisioned: _builtins.bytes
+    """its MAC"""
     @_builtins.property
     def session(self) -> Global___SessionRecord:
         """insert or replace"""
@@ -191,6 +196,14 @@ class Change(_message.Message):
     def subscriber(self) -> _management_pb2.Subscriber:
         """the subscriber store: insert or replace"""
 
+    @_builtins.property
+    def modem(self) -> Global___ModemRecord:
+        """a registered cable modem: insert or replace (key as sessions)"""
+
+    @_builtins.property
+    def modem_provisioned(self) -> Global___ProvisionedModem:
+        """the modem provisioning store: insert or replace"""
+
     def __init__(
         self,
         *,
@@ -202,16 +215,112 @@ class Change(_message.Message):
         next_key: _builtins.int = ...,
         subscriber: _management_pb2.Subscriber | None = ...,
         subscriber_removed: _builtins.str = ...,
+        modem: Global___ModemRecord | None = ...,
+        modem_provisioned: Global___ProvisionedModem | None = ...,
+        modem_unprovisioned: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed", "subscriber", b"subscriber", "subscriber_removed", b"subscriber_removed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "modem", b"modem", "modem_provisioned", b"modem_provisioned", "modem_unprovisioned", b"modem_unprovisioned", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed", "subscriber", b"subscriber", "subscriber_removed", b"subscriber_removed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed", "subscriber", b"subscriber", "subscriber_removed", b"subscriber_removed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accounting", b"accounting", "body", b"body", "epoch", b"epoch", "modem", b"modem", "modem_provisioned", b"modem_provisioned", "modem_unprovisioned", b"modem_unprovisioned", "next_key", b"next_key", "placed", b"placed", "session", b"session", "session_closed", b"session_closed", "subscriber", b"subscriber", "subscriber_removed", b"subscriber_removed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["session", "session_closed", "placed", "epoch", "accounting", "next_key", "subscriber", "subscriber_removed"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["session", "session_closed", "placed", "epoch", "accounting", "next_key", "subscriber", "subscriber_removed", "modem", "modem_provisioned", "modem_unprovisioned"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___Change: _TypeAlias = Change  # noqa: Y015
+
+@_typing.final
+class ModemRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    SID_FIELD_NUMBER: _builtins.int
+    CM_MAC_FIELD_NUMBER: _builtins.int
+    CPE_MAC_FIELD_NUMBER: _builtins.int
+    IPV4_FIELD_NUMBER: _builtins.int
+    ACCT_ID_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    UP_WALL_FIELD_NUMBER: _builtins.int
+    INTERIM_WALL_FIELD_NUMBER: _builtins.int
+    BASE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    SERVICE_CLASS_FIELD_NUMBER: _builtins.int
+    ONLINE_WALL_FIELD_NUMBER: _builtins.int
+    REG_TIMESTAMP_FIELD_NUMBER: _builtins.int
+    key: _builtins.int
+    group: _builtins.int
+    sid: _builtins.int
+    cm_mac: _builtins.bytes
+    cpe_mac: _builtins.bytes
+    """empty until the CPE has its address"""
+    ipv4: _builtins.int
+    acct_id: _builtins.str
+    active: _builtins.bool
+    started: _builtins.bool
+    up_wall: _builtins.float
+    interim_wall: _builtins.float
+    service_class: _builtins.str
+    online_wall: _builtins.float
+    reg_timestamp: _builtins.int
+    """accepted config timestamp (RFC 868 seconds)"""
+    @_builtins.property
+    def base(self) -> _session_control_pb2.UsageReport: ...
+    @_builtins.property
+    def usage(self) -> _session_control_pb2.UsageReport: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.int = ...,
+        group: _builtins.int = ...,
+        sid: _builtins.int = ...,
+        cm_mac: _builtins.bytes = ...,
+        cpe_mac: _builtins.bytes = ...,
+        ipv4: _builtins.int = ...,
+        acct_id: _builtins.str = ...,
+        active: _builtins.bool = ...,
+        started: _builtins.bool = ...,
+        up_wall: _builtins.float = ...,
+        interim_wall: _builtins.float = ...,
+        base: _session_control_pb2.UsageReport | None = ...,
+        usage: _session_control_pb2.UsageReport | None = ...,
+        service_class: _builtins.str = ...,
+        online_wall: _builtins.float = ...,
+        reg_timestamp: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["base", b"base", "usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acct_id", b"acct_id", "active", b"active", "base", b"base", "cm_mac", b"cm_mac", "cpe_mac", b"cpe_mac", "group", b"group", "interim_wall", b"interim_wall", "ipv4", b"ipv4", "key", b"key", "online_wall", b"online_wall", "reg_timestamp", b"reg_timestamp", "service_class", b"service_class", "sid", b"sid", "started", b"started", "up_wall", b"up_wall", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModemRecord: _TypeAlias = ModemRecord  # noqa: Y015
+
+@_typing.final
+class ProvisionedModem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAC_FIELD_NUMBER: _builtins.int
+    SERVICE_CLASS_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    mac: _builtins.bytes
+    service_class: _builtins.str
+    enabled: _builtins.bool
+    def __init__(
+        self,
+        *,
+        mac: _builtins.bytes = ...,
+        service_class: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "mac", b"mac", "service_class", b"service_class"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProvisionedModem: _TypeAlias = ProvisionedModem  # noqa: Y015
 
 @_typing.final
 class GroupPlaced(_message.Message):

@@ -53,6 +53,7 @@ class InProcessLab:
         self.clock = FakeClock()
         self.directory = SubscriberDirectory()
         site = topo.sites[0]
+        self.site = site.name
         self.lab_subscribers = lab_subscribers(
             site.subscribers.pppoe,
             site.subscribers.chap_share,
@@ -144,8 +145,11 @@ class InProcessLab:
     def punt(self, frame: bytes) -> None:
         """What the access segment + DPs do with a frame a client sends."""
         now = self.clock()
-        if frame[:6] == BROADCAST:
+        if frame[:6] == BROADCAST:  # the clients are on the first site's segment
             for dp in self.dps:
+                info = self.cp.placement.dps[dp]
+                if info.site != self.site:
+                    continue
                 if dp in self.connected and self.cp.placement.groups_of(dp):
                     self.cp.punt(dp, frame, now, now)
             return

@@ -29,6 +29,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 
 from vnf.config import (
+    CableConfig,
     CpConfig,
     DpConfig,
     DpRef,
@@ -63,6 +64,8 @@ class MacKind(enum.IntEnum):
     FABRIC = 9
     ROOT = 10
     ATTACH = 11
+    MODEM = 12
+    CPE = 13
 
 
 def make_mac(kind: MacKind, lab_index: int, site_index: int, number: int) -> bytes:
@@ -473,6 +476,10 @@ class _Planner:
                 detect_s=detect_s,
                 headless_timeout_s=cp.headless_timeout_s,
                 hot_standby=cp.hot_standby,
+                cable=CableConfig(
+                    shared_secret=self.t.cable.shared_secret,
+                    t4_s=3 * self.t.cable.ranging_interval_s,
+                ),
             )
             planned.append(
                 NodePlan(node.name, NodeKind.CP, node.netns, "", role, node.mgmt_ip, config)
@@ -515,6 +522,10 @@ class _Planner:
                 dial_rate=site.dial.rate,
                 max_outstanding=site.dial.max_outstanding,
                 mru=self.t.control_plane.lcp.mru,
+                modems=site.modems.count,
+                modem_service_class=site.modems.service_class,
+                cable_secret=self.t.cable.shared_secret,
+                modem_ranging_interval_s=self.t.cable.ranging_interval_s,
                 echo_interval_s=self.t.control_plane.lcp.echo_interval_s,
                 echo_failures=self.t.control_plane.lcp.echo_failures,
             )

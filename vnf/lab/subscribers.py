@@ -1,5 +1,6 @@
-"""The lab's subscribers: one definition used both to provision the CP's store and to build
-the emulator's clients, so the two always agree on names, secrets, MACs and methods."""
+"""The lab's subscribers and cable modems: one definition used both to provision the CP's
+store and to build the emulator's clients, so the two always agree on names, secrets, MACs
+and methods."""
 
 from __future__ import annotations
 
@@ -35,6 +36,25 @@ def lab_subscribers(
             username=username.format(n=n, site=site),
             password=password.format(n=n, site=site),
             auth="chap" if n <= chap else "pap",
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class LabModem:
+    number: int
+    mac: bytes  # the cable modem's
+    cpe_mac: bytes  # the one CPE behind it
+
+
+def lab_modems(count: int, lab_index: int, site_index: int) -> list[LabModem]:
+    """Cable modems 1..count of a site, each with its CPE."""
+    return [
+        LabModem(
+            number=n,
+            mac=make_mac(MacKind.MODEM, lab_index, site_index, n),
+            cpe_mac=make_mac(MacKind.CPE, lab_index, site_index, n),
         )
         for n in range(1, count + 1)
     ]

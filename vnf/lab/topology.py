@@ -32,7 +32,13 @@ Schema (every key optional; the defaults are the default lab)::
           username: "user{n:05d}@site1"
           password: "pw-{n:05d}"
           rate_profile: default
+        modems:                   # DOCSIS-like cable modems, one CPE behind each
+          count: 100
+          service_class: default  # a rate profile: the modems' service class
         dial: {autostart: true, rate: 0, max_outstanding: 0}
+    cable:
+      shared_secret: vnf-cable    # the CMTS MIC key (config files are signed with it)
+      ranging_interval_s: 10      # station maintenance; a modem silent for 3x is offline
     core:
       servers: 1
 """
@@ -101,6 +107,18 @@ class SubscribersSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ModemsSpec:
+    count: int = 100
+    service_class: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class CableSpec:
+    shared_secret: str = "vnf-cable"
+    ranging_interval_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class DialSpec:
     autostart: bool = True
     rate: float = 0.0
@@ -115,6 +133,7 @@ class SiteSpec:
     pool: ipaddress.IPv4Network = DEFAULT_POOL
     subscribers: SubscribersSpec = SubscribersSpec()
     dial: DialSpec = DialSpec()
+    modems: ModemsSpec = ModemsSpec()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +148,7 @@ class Topology:
     rate_profiles: tuple[RateProfileSpec, ...] = (RateProfileSpec("default"),)
     sites: tuple[SiteSpec, ...] = (SiteSpec("site1"),)
     core: CoreSpec = field(default_factory=CoreSpec)
+    cable: CableSpec = CableSpec()
 
     def rate_profile(self, name: str) -> RateProfileSpec:
         for profile in self.rate_profiles:
@@ -138,7 +158,8 @@ class Topology:
 
 
 def default_topology() -> Topology:
-    """The default lab: one site, the CP pair, 2 active DPs + 1 standby, 200 subscribers."""
+    """The default lab: one site, the CP pair, 2 active DPs + 1 standby, 200 PPPoE
+    subscribers and 100 cable modems."""
     return parse_topology({})
 
 
@@ -244,8 +265,17 @@ def parse_topology(data: Any) -> Topology:
     core_reader = top.sub("core")
     core = CoreSpec(servers=core_reader.integer("servers", 1, 1, 8))
     core_reader.done()
+    cable_reader = top.sub("cable")
+    secret = cable_reader.text("shared_secret", "vnf-cable")
+    if not 1 <= len(secret.encode()) <= 64:
+        raise ConfigError(cable_reader.field("shared_secret"), "must be 1..64 bytes")
+    cable = CableSpec(
+        shared_secret=secret,
+        ranging_interval_s=cable_reader.number("ranging_interval_s", 10.0, 0.1, 300.0),
+    )
+    cable_reader.done()
     top.done()
-    topology = Topology(name, control_plane, profiles, sites, core)
+    topology = Topology(name, control_plane, profiles, sites, core, cable)
     _check_cross_references(topology)
     return topology
 
@@ -346,13 +376,20 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
         n=1, site=name
     ) == subscribers.username.format(n=2, site=name):
         raise ConfigError(sub_reader.field("username"), "must contain {n} to be unique")
+    sub_reader.done()
+    modem_reader = r.sub("modems")
+    modems = ModemsSpec(
+        count=modem_reader.integer("count", 100, 0, MAX_SUBSCRIBERS_PER_SITE),
+        service_class=modem_reader.text("service_class", "default"),
+    )
+    modem_reader.done()
     usable = (pool.num_addresses >> (groups.bit_length() - 1)) - 3  # net, gateway, broadcast
-    if subscribers.pppoe > usable * groups:
+    if subscribers.pppoe + modems.count > usable * groups:
         raise ConfigError(
             sub_reader.field("pppoe"),
-            f"{subscribers.pppoe} subscribers do not fit in {pool} ({usable * groups} addresses)",
+            f"{subscribers.pppoe} subscribers and {modems.count} modems do not fit in {pool} "
+            f"({usable * groups} addresses)",
         )
-    sub_reader.done()
     dial_reader = r.sub("dial")
     dial = DialSpec(
         autostart=dial_reader.flag("autostart", True),
@@ -361,7 +398,7 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
     )
     dial_reader.done()
     r.done()
-    return SiteSpec(name, data_plane, groups, pool, subscribers, dial)
+    return SiteSpec(name, data_plane, groups, pool, subscribers, dial, modems)
 
 
 def _parse_pool(r: _Reader, key: str) -> ipaddress.IPv4Network:
@@ -396,6 +433,11 @@ def _check_cross_references(topology: Topology) -> None:
             raise ConfigError(
                 f"sites[{i}].subscribers.rate_profile",
                 f"unknown rate profile {site.subscribers.rate_profile!r}",
+            )
+        if site.modems.service_class not in names:
+            raise ConfigError(
+                f"sites[{i}].modems.service_class",
+                f"unknown rate profile {site.modems.service_class!r}",
             )
         for j, other in pools:
             if site.pool.overlaps(other):

@@ -37,8 +37,9 @@ from vnf.lab.adapters.state import (
     stop_process,
 )
 from vnf.lab.plan import LabPlan, NodeKind, plan_lab
-from vnf.lab.subscribers import lab_subscribers
+from vnf.lab.subscribers import lab_modems, lab_subscribers
 from vnf.lab.topology import Topology, default_topology, parse_topology
+from vnf.model.cable import ProvisionedModem
 from vnf.model.subscriber import AuthType, Subscriber
 
 Progress = Callable[[str], None]
@@ -136,7 +137,7 @@ def _write_configs(plan: LabPlan, store: StateStore) -> None:
 
 
 def _provision(topology: Topology, plan: LabPlan) -> None:
-    """Put the lab's subscribers in every CP's store before the CPs start."""
+    """Put the lab's subscribers and cable modems in every CP's store before the CPs start."""
     subscribers: list[Subscriber] = []
     for site_index, site in enumerate(topology.sites, start=1):
         spec = site.subscribers
@@ -152,11 +153,17 @@ def _provision(topology: Topology, plan: LabPlan) -> None:
             subscribers.append(
                 Subscriber(s.username, s.password, AuthType(s.auth), spec.rate_profile)
             )
+    modems = [
+        ProvisionedModem(m.mac, site.modems.service_class)
+        for site_index, site in enumerate(topology.sites, start=1)
+        for m in lab_modems(site.modems.count, plan.index, site_index)
+    ]
     for node in plan.nodes_of(NodeKind.CP):
         assert isinstance(node.config, vnf_config.CpConfig)
         store = Store(node.config.db_path)
         try:
             store.put_subscribers(subscribers)
+            store.put_modems(modems)
         finally:
             store.close()
 
