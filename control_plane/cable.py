@@ -271,7 +271,7 @@ class Cmts:
             self.cp.drop("docsis_not_our_mac")
             return None
         modem = self.by_mac.get(src)
-        if modem is None or modem.group != group.group_id:
+        if modem is None or modem.group != group.group_id or not _live(modem):
             self.cp.drop("docsis_unknown_modem")
             return None
         if sid is not None and sid != modem.sid:
@@ -333,7 +333,7 @@ class Cmts:
         if group is None:
             cp.drop("docsis_not_our_mac")
             return
-        if modem is None or modem.client_mac != src:
+        if modem is None or modem.client_mac != src or not _live(modem):
             # Not a SID we gave this modem (it ranged with the CP we took over from, or was
             # reset): abort, so that it starts over instead of waiting for its T4.
             cp.drop("ranging_unknown_sid")
@@ -616,7 +616,7 @@ class Cmts:
     def change_class(self, modem: Modem, name: str, now: float) -> None:
         """Start a DSC to ``name`` (the store already says ``name``). A modem not online
         yet gets it at registration."""
-        if modem.cm is not CmState.ONLINE:
+        if modem.cm is not CmState.ONLINE or not _live(modem):
             return
         self._transactions = self._transactions % 0xFFFF + 1
         req = DscReq(self._transactions, self._flows(modem, name, {}))
@@ -819,8 +819,15 @@ class Cmts:
         """Modems by shown state (for metrics), rejected ones included."""
         out = dict.fromkeys((s.value for s in CmState if s is not CmState.OFFLINE), 0)
         for modem in self.by_mac.values():
-            out[modem.cm.value] += 1
+            if _live(modem):
+                out[modem.cm.value] += 1
         for rejected in self.rejected.values():
             if rejected.mac not in self.by_mac and rejected.state is not CmState.OFFLINE:
                 out[rejected.state.value] += 1
         return out
+
+
+def _live(modem: Modem) -> bool:
+    """False once its registration is ending (rule removal in flight): the modem is gone
+    for DOCSIS, even while the DP's final counters are awaited."""
+    return modem.state is not SessionState.REMOVING and modem.state is not SessionState.CLOSED

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from vnf.api import common_pb2 as vnf_dot_api_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vnf/api/emulator.proto\x12\x06vnf.v1\x1a\x14vnf/api/common.proto\"C\n\x0b\x44ialRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x0c\n\x04rate\x18\x02 \x01(\x01\x12\x17\n\x0fmax_outstanding\x18\x03 \x01(\r\"\x1c\n\tDialReply\x12\x0f\n\x07started\x18\x01 \x01(\r\"0\n\rHangupRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x10\n\x08username\x18\x02 \x01(\t\"\x1e\n\x0bHangupReply\x12\x0f\n\x07hung_up\x18\x01 \x01(\r\"^\n\x0c\x44istribution\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x0b\n\x03min\x18\x02 \x01(\x01\x12\x0b\n\x03\x61vg\x18\x03 \x01(\x01\x12\x0b\n\x03p50\x18\x04 \x01(\x01\x12\x0b\n\x03p99\x18\x05 \x01(\x01\x12\x0b\n\x03max\x18\x06 \x01(\x01\"\xef\x02\n\x0e\x45mulatorStatus\x12\x13\n\x0bsubscribers\x18\x01 \x01(\r\x12\x0c\n\x04idle\x18\x02 \x01(\r\x12\x12\n\nconnecting\x18\x03 \x01(\r\x12\n\n\x02up\x18\x04 \x01(\r\x12\x0c\n\x04\x64own\x18\x05 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\r\x12\x1a\n\x12terminated_by_peer\x18\x07 \x01(\r\x12&\n\x08setup_ms\x18\x08 \x01(\x0b\x32\x14.vnf.v1.Distribution\x12\x18\n\x10\x66irst_start_mono\x18\t \x01(\x01\x12\x14\n\x0clast_up_mono\x18\n \x01(\x01\x12\x36\n\x08\x66\x61ilures\x18\x0b \x03(\x0b\x32$.vnf.v1.EmulatorStatus.FailuresEntry\x12\x0f\n\x07up_mono\x18\x0c \x03(\x01\x12\x0e\n\x06queued\x18\r \x01(\r\x1a/\n\rFailuresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"g\n\x0eTrafficRequest\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x17\n\x0fpps_per_session\x18\x02 \x01(\r\x12\x12\n\nframe_size\x18\x03 \x01(\r\x12\x14\n\x0cmax_sessions\x18\x04 \x01(\r\"\x1d\n\x0cTrafficReply\x12\r\n\x05\x66lows\x18\x01 \x01(\r\"\x8d\x02\n\x0f\x44irectionReport\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x0c\n\x04sent\x18\x02 \x01(\x04\x12\x10\n\x08received\x18\x03 \x01(\x04\x12\x0c\n\x04lost\x18\x04 \x01(\x04\x12\x11\n\treordered\x18\x05 \x01(\x04\x12\x12\n\nduplicates\x18\x06 \x01(\x04\x12(\n\nlatency_ms\x18\x07 \x01(\x0b\x32\x14.vnf.v1.Distribution\x12\r\n\x05\x66lows\x18\x08 \x01(\r\x12\x12\n\nmax_gap_ms\x18\t \x01(\x01\x12)\n\x0b\x66low_gap_ms\x18\n \x01(\x0b\x32\x14.vnf.v1.Distribution\x12\x1a\n\x12max_arrival_gap_ms\x18\x0b \x01(\x01\"a\n\rTrafficReport\x12\x0f\n\x07running\x18\x01 \x01(\x08\x12\x12\n\nduration_s\x18\x02 \x01(\x01\x12+\n\ndirections\x18\x03 \x03(\x0b\x32\x17.vnf.v1.DirectionReport2\x9c\x02\n\x08\x45mulator\x12.\n\x04\x44ial\x12\x13.vnf.v1.DialRequest\x1a\x11.vnf.v1.DialReply\x12\x34\n\x06Hangup\x12\x15.vnf.v1.HangupRequest\x1a\x13.vnf.v1.HangupReply\x12\x32\n\tGetStatus\x12\r.vnf.v1.Empty\x1a\x16.vnf.v1.EmulatorStatus\x12<\n\x0cStartTraffic\x12\x16.vnf.v1.TrafficRequest\x1a\x14.vnf.v1.TrafficReply\x12\x38\n\x10GetTrafficReport\x12\r.vnf.v1.Empty\x1a\x15.vnf.v1.TrafficReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16vnf/api/emulator.proto\x12\x06vnf.v1\x1a\x14vnf/api/common.proto\"Q\n\x0b\x44ialRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x0c\n\x04rate\x18\x02 \x01(\x01\x12\x17\n\x0fmax_outstanding\x18\x03 \x01(\r\x12\x0c\n\x04kind\x18\x04 \x01(\t\"\x1c\n\tDialReply\x12\x0f\n\x07started\x18\x01 \x01(\r\"0\n\rHangupRequest\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x10\n\x08username\x18\x02 \x01(\t\"\x1e\n\x0bHangupReply\x12\x0f\n\x07hung_up\x18\x01 \x01(\r\"^\n\x0c\x44istribution\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\x0b\n\x03min\x18\x02 \x01(\x01\x12\x0b\n\x03\x61vg\x18\x03 \x01(\x01\x12\x0b\n\x03p50\x18\x04 \x01(\x01\x12\x0b\n\x03p99\x18\x05 \x01(\x01\x12\x0b\n\x03max\x18\x06 \x01(\x01\"\x92\x03\n\x0e\x45mulatorStatus\x12\x13\n\x0bsubscribers\x18\x01 \x01(\r\x12\x0c\n\x04idle\x18\x02 \x01(\r\x12\x12\n\nconnecting\x18\x03 \x01(\r\x12\n\n\x02up\x18\x04 \x01(\r\x12\x0c\n\x04\x64own\x18\x05 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\r\x12\x1a\n\x12terminated_by_peer\x18\x07 \x01(\r\x12&\n\x08setup_ms\x18\x08 \x01(\x0b\x32\x14.vnf.v1.Distribution\x12\x18\n\x10\x66irst_start_mono\x18\t \x01(\x01\x12\x14\n\x0clast_up_mono\x18\n \x01(\x01\x12\x36\n\x08\x66\x61ilures\x18\x0b \x03(\x0b\x32$.vnf.v1.EmulatorStatus.FailuresEntry\x12\x0f\n\x07up_mono\x18\x0c \x03(\x01\x12\x0e\n\x06queued\x18\r \x01(\r\x12\x0e\n\x06modems\x18\x0e \x01(\r\x12\x11\n\tmodems_up\x18\x0f \x01(\r\x1a/\n\rFailuresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"g\n\x0eTrafficRequest\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x17\n\x0fpps_per_session\x18\x02 \x01(\r\x12\x12\n\nframe_size\x18\x03 \x01(\r\x12\x14\n\x0cmax_sessions\x18\x04 \x01(\r\"\x1d\n\x0cTrafficReply\x12\r\n\x05\x66lows\x18\x01 \x01(\r\"\x8d\x02\n\x0f\x44irectionReport\x12\x11\n\tdirection\x18\x01 \x01(\t\x12\x0c\n\x04sent\x18\x02 \x01(\x04\x12\x10\n\x08received\x18\x03 \x01(\x04\x12\x0c\n\x04lost\x18\x04 \x01(\x04\x12\x11\n\treordered\x18\x05 \x01(\x04\x12\x12\n\nduplicates\x18\x06 \x01(\x04\x12(\n\nlatency_ms\x18\x07 \x01(\x0b\x32\x14.vnf.v1.Distribution\x12\r\n\x05\x66lows\x18\x08 \x01(\r\x12\x12\n\nmax_gap_ms\x18\t \x01(\x01\x12)\n\x0b\x66low_gap_ms\x18\n \x01(\x0b\x32\x14.vnf.v1.Distribution\x12\x1a\n\x12max_arrival_gap_ms\x18\x0b \x01(\x01\"a\n\rTrafficReport\x12\x0f\n\x07running\x18\x01 \x01(\x08\x12\x12\n\nduration_s\x18\x02 \x01(\x01\x12+\n\ndirections\x18\x03 \x03(\x0b\x32\x17.vnf.v1.DirectionReport2\x9c\x02\n\x08\x45mulator\x12.\n\x04\x44ial\x12\x13.vnf.v1.DialRequest\x1a\x11.vnf.v1.DialReply\x12\x34\n\x06Hangup\x12\x15.vnf.v1.HangupRequest\x1a\x13.vnf.v1.HangupReply\x12\x32\n\tGetStatus\x12\r.vnf.v1.Empty\x1a\x16.vnf.v1.EmulatorStatus\x12<\n\x0cStartTraffic\x12\x16.vnf.v1.TrafficRequest\x1a\x14.vnf.v1.TrafficReply\x12\x38\n\x10GetTrafficReport\x12\r.vnf.v1.Empty\x1a\x15.vnf.v1.TrafficReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMULATORSTATUS_FAILURESENTRY']._loaded_options = None
   _globals['_EMULATORSTATUS_FAILURESENTRY']._serialized_options = b'8\001'
   _globals['_DIALREQUEST']._serialized_start=56
-  _globals['_DIALREQUEST']._serialized_end=123
-  _globals['_DIALREPLY']._serialized_start=125
-  _globals['_DIALREPLY']._serialized_end=153
-  _globals['_HANGUPREQUEST']._serialized_start=155
-  _globals['_HANGUPREQUEST']._serialized_end=203
-  _globals['_HANGUPREPLY']._serialized_start=205
-  _globals['_HANGUPREPLY']._serialized_end=235
-  _globals['_DISTRIBUTION']._serialized_start=237
-  _globals['_DISTRIBUTION']._serialized_end=331
-  _globals['_EMULATORSTATUS']._serialized_start=334
-  _globals['_EMULATORSTATUS']._serialized_end=701
-  _globals['_EMULATORSTATUS_FAILURESENTRY']._serialized_start=654
-  _globals['_EMULATORSTATUS_FAILURESENTRY']._serialized_end=701
-  _globals['_TRAFFICREQUEST']._serialized_start=703
-  _globals['_TRAFFICREQUEST']._serialized_end=806
-  _globals['_TRAFFICREPLY']._serialized_start=808
-  _globals['_TRAFFICREPLY']._serialized_end=837
-  _globals['_DIRECTIONREPORT']._serialized_start=840
-  _globals['_DIRECTIONREPORT']._serialized_end=1109
-  _globals['_TRAFFICREPORT']._serialized_start=1111
-  _globals['_TRAFFICREPORT']._serialized_end=1208
-  _globals['_EMULATOR']._serialized_start=1211
-  _globals['_EMULATOR']._serialized_end=1495
+  _globals['_DIALREQUEST']._serialized_end=137
+  _globals['_DIALREPLY']._serialized_start=139
+  _globals['_DIALREPLY']._serialized_end=167
+  _globals['_HANGUPREQUEST']._serialized_start=169
+  _globals['_HANGUPREQUEST']._serialized_end=217
+  _globals['_HANGUPREPLY']._serialized_start=219
+  _globals['_HANGUPREPLY']._serialized_end=249
+  _globals['_DISTRIBUTION']._serialized_start=251
+  _globals['_DISTRIBUTION']._serialized_end=345
+  _globals['_EMULATORSTATUS']._serialized_start=348
+  _globals['_EMULATORSTATUS']._serialized_end=750
+  _globals['_EMULATORSTATUS_FAILURESENTRY']._serialized_start=703
+  _globals['_EMULATORSTATUS_FAILURESENTRY']._serialized_end=750
+  _globals['_TRAFFICREQUEST']._serialized_start=752
+  _globals['_TRAFFICREQUEST']._serialized_end=855
+  _globals['_TRAFFICREPLY']._serialized_start=857
+  _globals['_TRAFFICREPLY']._serialized_end=886
+  _globals['_DIRECTIONREPORT']._serialized_start=889
+  _globals['_DIRECTIONREPORT']._serialized_end=1158
+  _globals['_TRAFFICREPORT']._serialized_start=1160
+  _globals['_TRAFFICREPORT']._serialized_end=1257
+  _globals['_EMULATOR']._serialized_start=1260
+  _globals['_EMULATOR']._serialized_end=1544
 # @@protoc_insertion_point(module_scope)

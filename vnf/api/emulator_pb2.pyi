@@ -25,22 +25,26 @@ class DialRequest(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     RATE_FIELD_NUMBER: _builtins.int
     MAX_OUTSTANDING_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     count: _builtins.int
     """0 = every idle subscriber"""
     rate: _builtins.float
     """new sessions per second, 0 = as fast as allowed"""
     max_outstanding: _builtins.int
     """sessions in setup at once, 0 = default"""
+    kind: _builtins.str
+    """"pppoe" or "docsis" (cable modems); "" = both"""
     def __init__(
         self,
         *,
         count: _builtins.int = ...,
         rate: _builtins.float = ...,
         max_outstanding: _builtins.int = ...,
+        kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "max_outstanding", b"max_outstanding", "rate", b"rate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "kind", b"kind", "max_outstanding", b"max_outstanding", "rate", b"rate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -178,6 +182,8 @@ class EmulatorStatus(_message.Message):
     FAILURES_FIELD_NUMBER: _builtins.int
     UP_MONO_FIELD_NUMBER: _builtins.int
     QUEUED_FIELD_NUMBER: _builtins.int
+    MODEMS_FIELD_NUMBER: _builtins.int
+    MODEMS_UP_FIELD_NUMBER: _builtins.int
     subscribers: _builtins.int
     idle: _builtins.int
     connecting: _builtins.int
@@ -189,9 +195,13 @@ class EmulatorStatus(_message.Message):
     last_up_mono: _builtins.float
     queued: _builtins.int
     """dialed, waiting for their turn (rate, outstanding)"""
+    modems: _builtins.int
+    """cable modems among the subscribers"""
+    modems_up: _builtins.int
+    """of them: registered, the CPE has its address"""
     @_builtins.property
     def setup_ms(self) -> Global___Distribution:
-        """PADI sent → IPCP up, client side"""
+        """PADI sent → IPCP up (a modem: RNG-REQ → the CPE's DHCPACK)"""
 
     @_builtins.property
     def failures(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
@@ -217,10 +227,12 @@ class EmulatorStatus(_message.Message):
         failures: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         up_mono: _abc.Iterable[_builtins.float] | None = ...,
         queued: _builtins.int = ...,
+        modems: _builtins.int = ...,
+        modems_up: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["setup_ms", b"setup_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["connecting", b"connecting", "down", b"down", "failed", b"failed", "failures", b"failures", "first_start_mono", b"first_start_mono", "idle", b"idle", "last_up_mono", b"last_up_mono", "queued", b"queued", "setup_ms", b"setup_ms", "subscribers", b"subscribers", "terminated_by_peer", b"terminated_by_peer", "up", b"up", "up_mono", b"up_mono"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["connecting", b"connecting", "down", b"down", "failed", b"failed", "failures", b"failures", "first_start_mono", b"first_start_mono", "idle", b"idle", "last_up_mono", b"last_up_mono", "modems", b"modems", "modems_up", b"modems_up", "queued", b"queued", "setup_ms", b"setup_ms", "subscribers", b"subscribers", "terminated_by_peer", b"terminated_by_peer", "up", b"up", "up_mono", b"up_mono"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

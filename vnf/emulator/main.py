@@ -1,9 +1,9 @@
 """Subscriber emulator process: ``python -m vnf.emulator.main --config emu-site1.json``.
 
 One packet socket on the site's access segment (in the emulator's namespace) carries every
-emulated PPPoE subscriber; one UDP socket in the server host's namespace is the far end of
-the test traffic. Serves the Emulator API (dial, hang up, status, traffic) with health and
-reflection, and /metrics.
+emulated PPPoE subscriber and cable modem; one UDP socket in the server host's namespace is
+the far end of the test traffic. Serves the Emulator API (dial, hang up, status, traffic)
+with health and reflection, and /metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 
 import grpc
@@ -25,11 +26,11 @@ from vnf.adapters.packet import open_packet_socket
 from vnf.adapters.process import enter_netns, install_stop_signals, run_node
 from vnf.api import common_pb2, emulator_pb2, emulator_pb2_grpc
 from vnf.emulator.adapters.runner import EmulatorRuntime
-from vnf.emulator.fleet import Fleet, SubscriberSpec, SubscriberState
+from vnf.emulator.fleet import KINDS, Fleet, SubscriberSpec, SubscriberState
 from vnf.emulator.traffic import Distribution, TrafficPlan, distribution
 from vnf.engines.ppp_session import AuthMethod, PppConfig
-from vnf.lab.subscribers import lab_subscribers
-from vnf.model.addresses import ip_to_int
+from vnf.lab.subscribers import lab_modems, lab_subscribers
+from vnf.model.addresses import ip_to_int, mac_to_str
 
 log = logging.getLogger("emulator")
 
@@ -49,7 +50,13 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
     ) -> emulator_pb2.DialReply:
         if request.rate < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "rate must be >= 0")
-        started = self.runtime.dial(request.count, request.rate, request.max_outstanding)
+        if request.kind and request.kind not in KINDS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"kind must be one of {', '.join(KINDS)}"
+            )
+        started = self.runtime.dial(
+            request.count, request.rate, request.max_outstanding, request.kind
+        )
         return emulator_pb2.DialReply(started=started)
 
     async def Hangup(  # noqa: N802
@@ -78,6 +85,8 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
             last_up_mono=fleet.last_up,
             failures=dict(fleet.failures),
             up_mono=list(fleet.up_times),
+            modems=fleet.totals_by_kind["docsis"],
+            modems_up=fleet.counts_by_kind["docsis"][SubscriberState.UP],
         )
 
     async def StartTraffic(  # noqa: N802
@@ -132,8 +141,12 @@ def _collect(runtime: EmulatorRuntime, node: str) -> Iterable[Metric]:
     fleet = runtime.fleet
     yield gauges(
         "vnf_emulator_subscribers",
-        "Emulated subscribers by state",
-        (({**const, "state": s.value}, fleet.counts[s]) for s in SubscriberState),
+        "Emulated subscribers (PPPoE clients, cable modems) by kind and state",
+        (
+            ({**const, "kind": kind, "state": s.value}, counts[s])
+            for kind, counts in fleet.counts_by_kind.items()
+            for s in SubscriberState
+        ),
     )
     run = runtime.traffic
     if run is not None:  # the last (or current) traffic run, as the verifier sees it
@@ -191,10 +204,32 @@ def build_fleet(config: vnf_config.EmulatorConfig) -> Fleet:
             config.site_index,
         )
     ]
+    # Cable modems after the PPPoE subscribers; a modem's name is its MAC.
+    first = len(specs)
+    specs += [
+        SubscriberSpec(
+            index=first + m.number - 1,
+            mac=m.mac,
+            username=mac_to_str(m.mac),
+            password="",
+            auth_methods=(),
+            kind="docsis",
+            cpe_mac=m.cpe_mac,
+            service_class=config.modem_service_class,
+        )
+        for m in lab_modems(config.modems, config.lab_index, config.site_index)
+    ]
     ppp = PppConfig(
         mru=config.mru, echo_interval_s=config.echo_interval_s, echo_failures=config.echo_failures
     )
-    return Fleet(specs, os.urandom, ppp)
+    return Fleet(
+        specs,
+        os.urandom,
+        ppp,
+        secret=config.cable_secret.encode(),
+        wall=time.time,
+        modem_ranging_interval_s=config.modem_ranging_interval_s,
+    )
 
 
 async def serve(config: vnf_config.EmulatorConfig, server_sock: socket.socket) -> None:
@@ -218,7 +253,10 @@ async def serve(config: vnf_config.EmulatorConfig, server_sock: socket.socket) -
     stop = install_stop_signals(asyncio.get_running_loop())
     runtime.start()
     await server.start()
-    log.info("emulator serving", extra={"fields": {"subscribers": config.subscribers}})
+    log.info(
+        "emulator serving",
+        extra={"fields": {"subscribers": config.subscribers, "modems": config.modems}},
+    )
     await stop.wait()
     # Hang up cleanly (LCP Terminate-Request + PADT leave in this call's flush).
     runtime.hangup(0, "")

@@ -1,10 +1,12 @@
-"""The emulator's event loop: one packet socket on the access segment for every subscriber,
-one UDP socket on the server host, the fleet and the traffic verifier in between.
+"""The emulator's event loop: one packet socket on the access segment for every subscriber
+and cable modem, one UDP socket on the server host, the fleet and the traffic verifier in
+between.
 
 Upstream test packets leave as PPPoE session frames from each subscriber's MAC and address
-and arrive at the server's UDP socket; downstream ones leave the server's UDP socket toward
-each subscriber's address, cross the core router and the serving DP, and come back to the
-access socket as PPPoE frames.
+(or as DOCSIS Packet PDUs from each modem's CPE, in carrier frames from the modem's MAC) and
+arrive at the server's UDP socket; downstream ones leave the server's UDP socket toward each
+subscriber's (CPE's) address, cross the core router and the serving DP, and come back to the
+access socket as PPPoE frames (or DOCSIS carrier frames).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ TRAFFIC_TICK_S = 0.002
 DRAIN_S = 1.0
 _SESSION = b"\x88\x64"
 _PPP_IPV4 = b"\x00\x21"
+_CARRIER = b"\x88\xb6"
+_ETH_IPV4 = b"\x08\x00"
+# A downstream DOCSIS data frame (vnf.codec.docsis): carrier (14) | MAC header without EHDR,
+# FC 0x00 (6) | PDU Ethernet header (14) | IPv4 at 34 | CRC-32.
+_DOCSIS_IPV4 = 34
 
 
 class EmulatorRuntime:
@@ -71,17 +78,29 @@ class EmulatorRuntime:
                 break
             self.counters["rx_frames"] += 1
             # Test traffic: PPPoE session, PPP IPv4, UDP to our port → the verifier.
-            if (
-                traffic is not None
-                and frame[12:14] == _SESSION
-                and frame[20:22] == _PPP_IPV4
-                and len(frame) >= 50
-                and frame[31] == 17
-            ):
-                ihl = (frame[22] & 0x0F) * 4
-                start = 22 + ihl + 8
-                if traffic.downstream.record_received(frame[start:], time.monotonic_ns()):
-                    continue
+            if traffic is not None:
+                if (
+                    frame[12:14] == _SESSION
+                    and frame[20:22] == _PPP_IPV4
+                    and len(frame) >= 50
+                    and frame[31] == 17
+                ):
+                    ihl = (frame[22] & 0x0F) * 4
+                    start = 22 + ihl + 8
+                    if traffic.downstream.record_received(frame[start:], time.monotonic_ns()):
+                        continue
+                # DOCSIS Packet PDU without EHDR (FC 0x00), IPv4, UDP → the verifier.
+                elif (
+                    frame[12:14] == _CARRIER
+                    and frame[14] == 0
+                    and frame[32:34] == _ETH_IPV4
+                    and len(frame) >= 62
+                    and frame[43] == 17
+                ):
+                    ihl = (frame[_DOCSIS_IPV4] & 0x0F) * 4
+                    start = _DOCSIS_IPV4 + ihl + 8
+                    if traffic.downstream.record_received(frame[start:], time.monotonic_ns()):
+                        continue
             if not fleet.receive(frame, now):
                 self.counters["rx_foreign"] += 1
         self.flush()
@@ -103,8 +122,8 @@ class EmulatorRuntime:
         self.fleet.tick(time.monotonic())
         self.flush()
 
-    def dial(self, count: int, rate: float, max_outstanding: int) -> int:
-        started = self.fleet.dial(count, rate, max_outstanding, time.monotonic())
+    def dial(self, count: int, rate: float, max_outstanding: int, kind: str = "") -> int:
+        started = self.fleet.dial(count, rate, max_outstanding, time.monotonic(), kind)
         self.flush()
         return started
 
@@ -126,6 +145,8 @@ class EmulatorRuntime:
                 traffic.upstream.record_received(data, time.monotonic_ns())
 
     def start_traffic(self, plan: TrafficPlan, max_sessions: int) -> int:
+        """One flow per subscriber that is up, PPPoE sessions and modems alike (a modem's
+        address is its CPE's)."""
         if self.traffic_running:
             raise RuntimeError("traffic is already running")
         flows = [
