@@ -41,6 +41,7 @@ def run(sessions: int = 100_000, batch: int = 2000) -> dict[str, Any]:
                     "pool": "100.64.0.0/13",
                     "groups": 8,
                     "subscribers": {"pppoe": sessions},
+                    "modems": {"count": 0},
                 }
             ],
         },

@@ -55,6 +55,7 @@ def run(
                 "data_plane": {"active": 1, "standby": 1},
                 "groups": 4,
                 "subscribers": {"pppoe": subscribers},
+                "modems": {"count": 0},
                 "dial": {"autostart": False},
             }
         ],

@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks and write JSON reports to bench/results/.
 
-    python -m bench.run [--only micro,setup,forwarding,memory,failover] [--quick]
+    python -m bench.run [--only micro,setup,forwarding,memory,failover,cable] [--quick]
 
 Each report carries the machine it ran on; figures meant to be compared (the DP worker
 against kernel forwarding) are measured in the same run and reported as ratios. The macro
@@ -21,7 +21,7 @@ from typing import Any
 from bench.machine import describe
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-ALL = ("micro", "setup", "forwarding", "memory", "failover")
+ALL = ("micro", "setup", "forwarding", "memory", "failover", "cable")
 
 
 def write(name: str, report: dict[str, Any]) -> pathlib.Path:
@@ -70,7 +70,7 @@ def main() -> int:
     unknown = set(wanted) - set(ALL)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    needs_root = {"setup", "forwarding", "failover"} & set(wanted)
+    needs_root = {"setup", "forwarding", "failover", "cable"} & set(wanted)
     if needs_root and os.geteuid() != 0:
         parser.error(f"{', '.join(sorted(needs_root))} need root (network namespaces)")
     written = []
@@ -124,6 +124,17 @@ def main() -> int:
                 f"{_fmt(row['takeover_ms'])}  gap max {_fmt(row['gap_max_ms'])}  "
                 f"lost {row['lost']}/{row['sent']}  flapped {row['sessions_flapped']}"
             )
+    if "cable" in wanted:
+        from bench import cable
+
+        report = cable.run(modems=2000 if args.quick else 10_000)
+        written.append(write("cable", report))
+        per = report["rss_bytes_per_modem"]
+        print(
+            f"cable: {report['modems_online_with_cpe']}/{report['modems']} modems online on one "
+            f"DP in {report['registration_time_s']} s = {report['registration_rate_per_s']}/s; "
+            f"RSS per modem CP {per['cp']} B, DP {per['dp']} B"
+        )
     for path in written:
         print(f"wrote {path}")
     return 0

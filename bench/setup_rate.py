@@ -32,6 +32,7 @@ def run(subscribers: int = 2000, runs: int = 3, max_outstanding: int = 1000) -> 
             {
                 "name": "site1",
                 "subscribers": {"pppoe": subscribers},
+                "modems": {"count": 0},
                 "dial": {"autostart": False},
             }
         ],

@@ -82,7 +82,14 @@ def lab() -> Iterator[RunningLab]:
     topology = {
         "name": name,
         "control_plane": {"interim_interval_s": 2},
-        "sites": [{"name": "site1", "subscribers": {"pppoe": 20}, "dial": {"autostart": False}}],
+        "sites": [
+            {
+                "name": "site1",
+                "subscribers": {"pppoe": 20},
+                "modems": {"count": 0},
+                "dial": {"autostart": False},
+            }
+        ],
     }
     running = bring_up(topology)
     index = running.state.index

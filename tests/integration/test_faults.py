@@ -37,6 +37,7 @@ def lab() -> Iterator[RunningLab]:
                     "data_plane": {"active": 1, "standby": 1},
                     "groups": 1,
                     "subscribers": {"pppoe": 2},
+                    "modems": {"count": 0},
                     "dial": {"autostart": False},
                 }
             ],

@@ -26,6 +26,7 @@ SMALL = {
             "data_plane": {"active": 1, "standby": 0},
             "groups": 1,
             "subscribers": {"pppoe": 2},
+            "modems": {"count": 0},
             "dial": {"autostart": False},
         }
     ],

@@ -46,6 +46,7 @@ def lab() -> Iterator[RunningLab]:
                     "data_plane": {"active": 1, "standby": 0},
                     "groups": 2,
                     "subscribers": {"pppoe": SUBSCRIBERS},
+                    "modems": {"count": 0},
                     "dial": {"autostart": False},
                 }
             ],

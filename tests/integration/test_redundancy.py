@@ -37,7 +37,12 @@ def pair() -> Iterator[RunningLab]:
         "name": name,
         "control_plane": {"interim_interval_s": 5},
         "sites": [
-            {"name": "site1", "subscribers": {"pppoe": SUBSCRIBERS}, "dial": {"autostart": False}}
+            {
+                "name": "site1",
+                "subscribers": {"pppoe": SUBSCRIBERS},
+                "modems": {"count": 0},
+                "dial": {"autostart": False},
+            }
         ],
     }
     running = bring_up(topology)
