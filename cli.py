@@ -597,13 +597,22 @@ def accounting(
 # --------------------------------------------------------------------------------- traffic, dial
 
 
+KIND = click.option(
+    "--kind",
+    type=click.Choice(["", "pppoe", "docsis"]),
+    default="",
+    help="Only PPPoE subscribers or only cable modems (default: both).",
+)
+
+
 @main.command("dial")
 @click.option("--count", default=0, help="How many idle subscribers (0: all).")
 @click.option("--rate", default=0.0, help="New sessions per second (0: as fast as allowed).")
 @click.option("--outstanding", default=0, help="Sessions in setup at once (0: 1000).")
+@KIND
 @click.pass_context
-def dial(ctx: click.Context, count: int, rate: float, outstanding: int) -> None:
-    """Dial emulated subscribers."""
+def dial(ctx: click.Context, count: int, rate: float, outstanding: int, kind: str) -> None:
+    """Dial emulated subscribers (PPPoE) and power on emulated cable modems."""
     from vnf.api import emulator_pb2
 
     with _client(ctx) as client:
@@ -612,7 +621,9 @@ def dial(ctx: click.Context, count: int, rate: float, outstanding: int) -> None:
             total += (
                 client.emulator(node)
                 .Dial(
-                    emulator_pb2.DialRequest(count=count, rate=rate, max_outstanding=outstanding),
+                    emulator_pb2.DialRequest(
+                        count=count, rate=rate, max_outstanding=outstanding, kind=kind
+                    ),
                     timeout=10,
                 )
                 .started
@@ -650,16 +661,23 @@ def traffic() -> None:
 )
 @click.option("--size", default=128, show_default=True, help="IPv4 packet size in bytes.")
 @click.option("--sessions", "max_sessions", default=0, help="Use at most N sessions (0: all up).")
+@KIND
 @OUTPUT
 @click.pass_context
 def traffic_run(
-    ctx: click.Context, duration: float, pps: int, size: int, max_sessions: int, output: str
+    ctx: click.Context,
+    duration: float,
+    pps: int,
+    size: int,
+    max_sessions: int,
+    kind: str,
+    output: str,
 ) -> None:
     """Run bidirectional traffic and print loss, reordering and latency per direction."""
     from vnf.lab.adapters.operations import run_traffic
 
     with _client(ctx) as client:
-        reports = run_traffic(client, duration, pps, size, max_sessions, _progress)
+        reports = run_traffic(client, duration, pps, size, max_sessions, _progress, kind)
     _print_traffic(reports, output)
 
 
@@ -675,15 +693,16 @@ def _print_traffic(reports: list[Any], output: str) -> None:
 
 @main.command("demo")
 @click.option("--subscribers", "count", default=200, show_default=True, help="PPPoE subscribers.")
+@click.option("--modems", default=100, show_default=True, help="Cable modems (one CPE each).")
 @click.option("--duration", default=5.0, show_default=True, help="Seconds of traffic.")
 @click.option("--pps", default=10, show_default=True, help="Packets/s per session and direction.")
 @click.option("--keep", is_flag=True, help="Leave the lab up at the end.")
 @OUTPUT
-def demo(count: int, duration: float, pps: int, keep: bool, output: str) -> None:
+def demo(count: int, modems: int, duration: float, pps: int, keep: bool, output: str) -> None:
     """The main job end to end: default lab up, dial, traffic, report, tear down."""
     from vnf.lab.adapters.demo import run_demo
 
-    report = run_demo(count, duration, pps, keep, _progress)
+    report = run_demo(count, duration, pps, keep, _progress, modems)
     if output == "json":
         import json
 

@@ -246,6 +246,7 @@ class TrafficRequest(_message.Message):
     PPS_PER_SESSION_FIELD_NUMBER: _builtins.int
     FRAME_SIZE_FIELD_NUMBER: _builtins.int
     MAX_SESSIONS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     duration_s: _builtins.float
     pps_per_session: _builtins.int
     """each direction"""
@@ -253,6 +254,8 @@ class TrafficRequest(_message.Message):
     """bytes of the IPv4 packet"""
     max_sessions: _builtins.int
     """0 = every session that is up"""
+    kind: _builtins.str
+    """"pppoe" / "docsis" (modems' CPEs); "" = both"""
     def __init__(
         self,
         *,
@@ -260,10 +263,11 @@ class TrafficRequest(_message.Message):
         pps_per_session: _builtins.int = ...,
         frame_size: _builtins.int = ...,
         max_sessions: _builtins.int = ...,
+        kind: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_s", b"duration_s", "frame_size", b"frame_size", "max_sessions", b"max_sessions", "pps_per_session", b"pps_per_session"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_s", b"duration_s", "frame_size", b"frame_size", "kind", b"kind", "max_sessions", b"max_sessions", "pps_per_session", b"pps_per_session"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

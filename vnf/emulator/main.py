@@ -96,7 +96,9 @@ class EmulatorServicer(emulator_pb2_grpc.EmulatorServicer):
             plan = TrafficPlan(
                 request.duration_s or 5.0, request.pps_per_session or 10, request.frame_size or 128
             )
-            flows = self.runtime.start_traffic(plan, request.max_sessions)
+            if request.kind not in ("", *KINDS):
+                raise ValueError(f"unknown kind {request.kind!r} (pppoe or docsis)")
+            flows = self.runtime.start_traffic(plan, request.max_sessions, request.kind)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except LookupError as exc:

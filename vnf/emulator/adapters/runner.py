@@ -144,15 +144,17 @@ class EmulatorRuntime:
             if traffic is not None:
                 traffic.upstream.record_received(data, time.monotonic_ns())
 
-    def start_traffic(self, plan: TrafficPlan, max_sessions: int) -> int:
+    def start_traffic(self, plan: TrafficPlan, max_sessions: int, kind: str = "") -> int:
         """One flow per subscriber that is up, PPPoE sessions and modems alike (a modem's
-        address is its CPE's)."""
+        address is its CPE's), or only those of ``kind``."""
         if self.traffic_running:
             raise RuntimeError("traffic is already running")
         flows = [
             i
             for i, s in enumerate(self.fleet.subscribers)
-            if s.state is SubscriberState.UP and s.addressing is not None
+            if s.state is SubscriberState.UP
+            and s.addressing is not None
+            and (not kind or s.spec.kind == kind)
         ]
         if max_sessions:
             flows = flows[:max_sessions]

@@ -30,13 +30,14 @@ LAB = "demo"
 Progress = Callable[[str], None]
 
 
-def demo_topology(subscribers: int) -> dict[str, Any]:
+def demo_topology(subscribers: int, modems: int = 100) -> dict[str, Any]:
     return {
         "name": LAB,
         "sites": [
             {
                 "name": "site1",
                 "subscribers": {"pppoe": subscribers},
+                "modems": {"count": modems},
                 "dial": {"autostart": False},
             }
         ],
@@ -44,7 +45,12 @@ def demo_topology(subscribers: int) -> dict[str, Any]:
 
 
 def run_demo(
-    subscribers: int, duration_s: float, pps: int, keep: bool, progress: Progress
+    subscribers: int,
+    duration_s: float,
+    pps: int,
+    keep: bool,
+    progress: Progress,
+    modems: int = 100,
 ) -> dict[str, Any]:
     store = StateStore()
     if LAB in store.labs():
@@ -54,19 +60,26 @@ def run_demo(
     data_dir = data_root() / LAB
     if (data_dir / "logs").exists():
         shutil.rmtree(data_dir)  # the previous demo's own logs and store
-    raw = demo_topology(subscribers)
+    raw = demo_topology(subscribers, modems)
     topology = parse_topology(raw)
-    progress(f"step 1/4: bring up lab {LAB} ({subscribers} PPPoE subscribers, 2+1 DP workers)")
+    progress(
+        f"step 1/4: bring up lab {LAB} ({subscribers} PPPoE subscribers, {modems} cable "
+        "modems, 2+1 DP workers)"
+    )
     started = time.monotonic()
     state = lifecycle.up(topology, raw, "", progress)
     report: dict[str, Any] = {"lab": LAB, "bring_up_s": round(time.monotonic() - started, 2)}
     db_path = ""
     try:
         with LabClient(store, LAB) as client:
-            progress("step 2/4: dial every subscriber")
+            progress("step 2/4: dial every subscriber, power on every modem")
             outcome = dial_and_wait(client, timeout_s=120.0, progress=progress)
             setup = client.management().GetSetupReport(common_pb2.Empty(), timeout=10)
             report["sessions"] = _sessions_report(outcome, setup)
+            report["modems"] = {
+                "total": sum(s.modems for s in outcome.statuses),
+                "online": sum(s.modems_up for s in outcome.statuses),
+            }
             progress(f"step 3/4: {duration_s:g} s of traffic both ways")
             reports = run_traffic(client, duration_s, pps, 128, 0, progress)
             report["traffic"] = traffic_rows(reports)
@@ -142,6 +155,9 @@ def format_report(report: dict[str, Any]) -> str:
             "per session (emu)  PADI sent → IPCP up: " + _dist_text(d)
             for d in s.get("setup_ms_client", [])
         ),
+        f"cable modems       {report.get('modems', {}).get('online', 0)}"
+        f"/{report.get('modems', {}).get('total', 0)} online (with their CPE addressed;"
+        " included in the sessions above)",
         "placement          "
         + ", ".join(f"{dp} {n}" for dp, n in sorted(report.get("placement", {}).items())),
         "",

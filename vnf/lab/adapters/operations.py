@@ -86,9 +86,10 @@ def run_traffic(
     size: int,
     max_sessions: int = 0,
     progress: Progress = _quiet,
+    kind: str = "",
 ) -> list[Any]:
     """Start traffic on every emulator and wait for the runs (and their drain) to finish."""
-    start_traffic(client, duration_s, pps, size, max_sessions, progress)
+    start_traffic(client, duration_s, pps, size, max_sessions, progress, kind)
     return wait_traffic(client, duration_s)
 
 
@@ -99,12 +100,18 @@ def start_traffic(
     size: int,
     max_sessions: int = 0,
     progress: Progress = _quiet,
+    kind: str = "",
 ) -> int:
-    """Start traffic on every emulator; returns the number of sessions carrying it."""
+    """Start traffic on every emulator (only on ``kind``'s sessions when given); returns the
+    number of sessions carrying it."""
     flows = 0
     for node in client.nodes("emulator"):
         request = emulator_pb2.TrafficRequest(
-            duration_s=duration_s, pps_per_session=pps, frame_size=size, max_sessions=max_sessions
+            duration_s=duration_s,
+            pps_per_session=pps,
+            frame_size=size,
+            max_sessions=max_sessions,
+            kind=kind,
         )
         flows += client.emulator(node).StartTraffic(request, timeout=10).flows
     progress(f"traffic: {flows} sessions x {pps} pps x 2 directions for {duration_s:g} s")
