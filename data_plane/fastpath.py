@@ -1,53 +1,91 @@
-"""The batch fast path: PPPoE session frames ⇄ IPv4, vectorized with numpy.
+"""The batch fast path: PPPoE and DOCSIS frames ⇄ IPv4, vectorized with numpy.
 
 Theory of operation
 -------------------
 A batch arrives as rows of a 2-D ``uint8`` array, frame ``i`` at column ``h`` (the
 headroom) of row ``i``. Both directions read the first 40 bytes of every frame as five
 big-endian 64-bit words in one strided copy and take every header field from those words
-with shifts and masks, so the cost is a fixed number of numpy calls per *batch*, not per
-frame.
+with shifts and masks (a batch with DOCSIS frames reads three more, their IPv4 header starts
+at byte 38), so the cost is a fixed number of numpy calls per *batch*, not per frame.
 
 1. **Gate.** A handful of whole-word comparisons and three gathers from the session table
    pick out the ordinary frames: a valid data packet of an installed session (upstream
    also: IPv4 without options). When the whole batch passes (the common case) every
-   verdict is "forward" and nothing else is computed.
+   verdict is "forward" and nothing else is computed. DOCSIS frames (carrier 0x88B6) never
+   pass the PPPoE gate; a batch with any gets a second gate over its DOCSIS rows: a Packet
+   PDU with exactly one Request EH element, a right HCS, a session at the SID whose CM and
+   CPE MACs match, the PDU addressed to the group, IPv4 without options and not to the DHCP
+   server port, anti-spoofing, TTL, and last the PDU's CRC-32. The HCS is one XOR of three
+   table gathers (CRC-16 is affine: see :func:`_crc16_field_table`); the CRC-32 is one
+   ``zlib.crc32`` per DOCSIS frame over a memoryview of its row, the only per-frame call on
+   the forwarding path (PPPoE frames never pay it).
 2. **Exceptions.** Frames that miss the gate get their verdict (forward, punt, or a drop
    reason) one by one in Python when there are few of them (:data:`PER_FRAME_LIMIT`: a
    batch with one LCP echo in it stays cheap), or all at once with vectorized checks when
    there are many (a flood of garbage costs a fixed number of numpy calls). Both apply the
-   same checks in the precedence below; punted and ARP frames are copied out here.
-3. **Rewrite in place, every row, with slices** (cheaper than picking rows; rows not sent
-   are drops, or copied already). Upstream writes the core Ethernet header over the last 14
-   bytes of the PPPoE/PPP header, so the IPv4 packet is sent from column ``h + 8``;
-   downstream writes the 22-byte Ethernet + PPPoE + PPP header 8 bytes into the headroom
-   (``h - 8``). TTL - 1 is one 16-bit subtraction; the header checksum update (RFC 1624,
+   same checks in the precedence below (:mod:`data_plane.verdicts` is the per-frame one);
+   punted and ARP frames are copied out here.
+3. **QoS.** Among the frames that would forward, those of sessions with a rate go through
+   their session's token bucket (:class:`~data_plane.qos.TokenBuckets`: one refill per
+   session per batch, then a per-session running sum of IPv4 total lengths in arrival
+   order); those that do not fit are dropped as ``rate_limited``. The clock is the batch's
+   receive time (``RxBatch.time_ns``). A worker with no limited session skips this without
+   a lookup; a batch with none of them costs one gather.
+4. **Rewrite in place, every row, with slices** (cheaper than picking rows; rows not sent
+   are drops, or copied already). Upstream PPPoE writes the core Ethernet header over the
+   last 14 bytes of the PPPoE/PPP header, so the IPv4 packet is sent from column ``h + 8``;
+   upstream DOCSIS writes it over the PDU's Ethernet header (``h + 24``). Downstream PPPoE
+   writes the 22-byte Ethernet + PPPoE + PPP header 8 bytes into the headroom (``h - 8``);
+   downstream DOCSIS the 34-byte carrier + MAC header + PDU header template 20 bytes into it
+   (``h - 20``), then LEN, the HCS (a 64 K-entry table by LEN: FC and MAC_PARM are 0) and
+   the PDU's CRC-32 after the packet (one zlib call per frame, stored with one vectorized
+   assignment). TTL - 1 is one 16-bit subtraction; the header checksum update (RFC 1624,
    eqn. 3) is one gather from a 64 K-entry table of the updated value of every checksum.
-4. **Count.** Per-session packets and IP bytes with ``np.add.at``; worker-wide verdict counts
+   In a batch of both kinds the PPPoE rewrite goes over every row with slices and the DOCSIS
+   one over its rows by index; every row has its own offset in the TxBatch.
+5. **Count.** Per-session packets and IP bytes with ``np.add.at``; worker-wide verdict counts
    with one ``np.bincount`` per batch (a single add when all forward).
 
 Verdict precedence (the first matching line wins):
 
 * upstream (ACCESS port): runt (< 14 bytes) · not_for_us (destination neither one of our
   groups' virtual MACs nor broadcast) · discovery 0x8863 → punt, or standby when the worker
-  serves no group · unknown_ethertype (not 0x8864) · not_for_us (0x8864 to broadcast) ·
-  bad_pppoe (RFC 2516 §4: VER/TYPE 0x11, CODE 0x00, LENGTH ≥ 2 and within the frame) ·
-  PPP protocol not 0x0021 → punt (LCP, PAP, CHAP, IPCP... to the CP, session installed or
-  not) · unknown_session · spoofed_mac · bad_ipv4 (version 4, IHL ≥ 5, IHL ≤ total length
-  ≤ PPPoE payload) · spoofed_ip · ttl_exceeded (TTL ≤ 1) · no_next_hop (gateway MAC unknown).
+  serves no group · DOCSIS management (0x88B6, ≥ 20 bytes, FC_TYPE 11 with FC_PARM 0
+  timing or 1 MAC management) → punt, or standby likewise · unknown_ethertype (neither
+  0x8864 nor 0x88B6) · not_for_us (0x8864 or 0x88B6 to broadcast), then by ethertype:
+
+  - PPPoE 0x8864: bad_pppoe (RFC 2516 §4: VER/TYPE 0x11, CODE 0x00, LENGTH ≥ 2 and within
+    the frame) · PPP protocol not 0x0021 → punt (LCP, PAP, CHAP, IPCP... to the CP, session
+    installed or not) · unknown_session · spoofed_mac · bad_ipv4 (version 4, IHL ≥ 5, IHL ≤
+    total length ≤ PPPoE payload) · spoofed_ip · ttl_exceeded (TTL ≤ 1) · no_next_hop
+    (gateway MAC unknown).
+  - DOCSIS 0x88B6: docsis_request (FC 0xC4 or 0xC8, ≥ 20 bytes: a bandwidth request;
+    nothing is scheduled on this link) · bad_docsis (shorter than the 24-byte header, FC not
+    0x01, ELEN not 4 or its EH not one Request element 0x13, a SID over 14 bits, HCS wrong,
+    LEN < 22 (a PDU under 18 bytes) or past the frame) · PDU ARP, or IPv4 UDP to port 67
+    (DHCP: first fragment, port before the CRC) → punt, session or not · unknown_sid ·
+    spoofed_mac (carrier source not the CM's) · spoofed_cpe_mac (PDU source not the CPE's) ·
+    pdu_not_for_us (PDU destination not the group's MAC) · bad_crc (PDU CRC-32) ·
+    unknown_ethertype (PDU not IPv4) · bad_ipv4 (as PPPoE, total length + 18 ≤ PDU length:
+    Ethernet padding inside the PDU is allowed) · spoofed_ip · ttl_exceeded · no_next_hop.
+
+  Then rate_limited (QoS, above). Charged to the session's ``dropped`` counter: bad_ipv4,
+  spoofed_ip, ttl_exceeded, no_next_hop, bad_crc, rate_limited (:data:`UP_CHARGED`).
 * downstream (CORE port): runt · ARP (0x0806 to us or broadcast, handled by the worker) ·
   not_for_us (destination not our core MAC) · unknown_ethertype (not 0x0800) · bad_ipv4
   (frame ≥ 34 bytes, version 4, IHL ≥ 5, IHL ≤ total length ≤ frame) · no_route (in no
-  pool of ours) · unknown_session · ttl_exceeded · too_big (total length > session MRU).
+  pool of ours) · unknown_session · ttl_exceeded · too_big (total length > the session MRU
+  for PPPoE; > 1500 for DOCSIS) · rate_limited. Charged: ttl_exceeded, too_big,
+  rate_limited (:data:`DOWN_CHARGED`).
 
-The forwarding path allocates no Python object per frame; nothing here raises on frame
-contents.
+The forwarding path allocates no Python object per frame but DOCSIS's CRC-32 calls;
+nothing here raises on frame contents.
 """
 
 from __future__ import annotations
 
-import enum
 import sys
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,23 +93,53 @@ import numpy as np
 import numpy.typing as npt
 
 from data_plane.io.base import RxBatch, TxBatch
-from data_plane.tables import ENCAP_LEN, NO_ROUTE, SESSION_BITS, SessionTable
+from data_plane.qos import TokenBuckets
+from data_plane.tables import (
+    DOCSIS_ENCAP_LEN,
+    ENCAP_LEN,
+    ETHERTYPE_DOCSIS,
+    ETHERTYPE_IPV4,
+    ETHERTYPE_PPPOE_SESSION,
+    NO_ROUTE,
+    SessionTable,
+)
+from data_plane.verdicts import (
+    BOOTPS_PORT,
+    CRC32_RESIDUE,
+    DOCSIS_HEADER_LEN,
+    DOCSIS_IP_OFFSET,
+    DOCSIS_MTU,
+    DOWN_CHARGED,
+    ETH_LEN,
+    ETHERTYPE_ARP,
+    ETHERTYPE_PPPOE_DISCOVERY,
+    FC_PACKET_EHDR,
+    FC_QUEUE_DEPTH_REQUEST,
+    FC_REQUEST,
+    IPPROTO_UDP,
+    PDU_MIN,
+    REQUEST_EH,
+    REQUEST_EH_LEN,
+    UP_CHARGED,
+    Down,
+    Up,
+    classify_access,
+    classify_core,
+)
+from vnf.codec.docsis import crc16_x25
 
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_ARP = 0x0806
-ETHERTYPE_PPPOE_DISCOVERY = 0x8863
-ETHERTYPE_PPPOE_SESSION = 0x8864
 BROADCAST = 0xFFFF_FFFF_FFFF
-ETH_LEN = 14
-PPPOE_LEN = 6
-PPP_PROTO_LEN = 2
 PER_FRAME_LIMIT = 16
 """Frames missing the gate that a batch judges one by one; with more it judges all at once
 (one numpy pass costs about as much as a dozen frames in Python)."""
-MAX_MRU = 1492
-"""RFC 2516 §7: the PPPoE MRU is at most 1492."""
+DOCSIS_UP_OFFSET = DOCSIS_IP_OFFSET - ETH_LEN
+"""Upstream DOCSIS: the core Ethernet header goes over the PDU's (24)."""
+DOCSIS_DOWN_HEADROOM = DOCSIS_ENCAP_LEN - ETH_LEN
+"""Downstream DOCSIS: the bytes written in front of the received Ethernet header (20)."""
+CRC_LEN = 4
 
 U8 = npt.NDArray[np.uint8]
+U16 = npt.NDArray[np.uint16]
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
@@ -80,6 +148,7 @@ Rows = npt.NDArray[np.integer[Any]]
 _BE64 = np.dtype(">u8")
 _BE16 = np.dtype(">u2")
 _WORDS = 5
+_MORE_WORDS = 3
 
 
 def _k(value: int) -> U64:
@@ -92,16 +161,21 @@ _6 = _k(6)
 _8 = _k(8)
 _14 = _k(ETH_LEN)
 _16 = _k(16)
+_18 = _k(PDU_MIN)
 _20 = _k(20)
 _22 = _k(ENCAP_LEN)
 _32 = _k(32)
+_38 = _k(DOCSIS_ENCAP_LEN + CRC_LEN)
+_40 = _k(40)
 _48 = _k(48)
+_FF = _k(0xFF)
 _FF00 = _k(0xFF00)
 _0100 = _k(0x0100)
 _FFFF = _k(0xFFFF)
 _FEFF = _k(0xFEFF)
 _F000 = _k(0xF000)
 _4000 = _k(0x4000)
+_1FFF = _k(0x1FFF)
 _IHL4 = _k(0x3C)
 _LOW32 = _k(0xFFFF_FFFF)
 _HIGH20 = _k(0xFFFF_F000)
@@ -112,50 +186,37 @@ _ET_IPV4_VER = _k(0x0800_4000)  # ethertype 0x0800, IP version 4
 _VER_CODE = _k(0x1100)
 _PPP_IPV4 = _k(0x0021)
 _BROADCAST = _k(BROADCAST)
-_BROADCAST_MAC = b"\xff" * 6
 _PEEK = 48
-"""Bytes of a frame the per-frame checks read (headers up to the IPv4 addresses)."""
+"""Bytes of a frame the per-frame checks read (headers up to the IPv4 addresses); all of a
+DOCSIS frame, whose CRC-32 they check."""
 _I32_0 = np.array(0, dtype=np.int32)
 _NO_ROUTE = np.array(NO_ROUTE, dtype=np.int32)
 _ET_SESSION = _k(ETHERTYPE_PPPOE_SESSION)
 _ET_DISCOVERY = _k(ETHERTYPE_PPPOE_DISCOVERY)
 _ET_ARP = _k(ETHERTYPE_ARP)
 _ET_IPV4 = _k(ETHERTYPE_IPV4)
-
-
-class Up(enum.IntEnum):
-    """Verdicts for frames received on the ACCESS port, in a fixed numbering."""
-
-    FORWARD = 0
-    PUNT = 1
-    RUNT = 2
-    NOT_FOR_US = 3
-    STANDBY = 4
-    UNKNOWN_ETHERTYPE = 5
-    BAD_PPPOE = 6
-    UNKNOWN_SESSION = 7
-    SPOOFED_MAC = 8
-    # From here on the drop is charged to the session (its ``dropped`` counter).
-    BAD_IPV4 = 9
-    SPOOFED_IP = 10
-    TTL_EXCEEDED = 11
-    NO_NEXT_HOP = 12
-
-
-class Down(enum.IntEnum):
-    """Verdicts for frames received on the CORE port."""
-
-    FORWARD = 0
-    ARP = 1
-    RUNT = 2
-    NOT_FOR_US = 3
-    UNKNOWN_ETHERTYPE = 4
-    BAD_IPV4 = 5
-    NO_ROUTE = 6
-    UNKNOWN_SESSION = 7
-    # From here on the drop is charged to the session.
-    TTL_EXCEEDED = 8
-    TOO_BIG = 9
+# DOCSIS upstream: carrier type, FC 0x01 and MAC_PARM (ELEN) 4 in one word; the EH byte
+# 0x13 and the SID's two top bits (0) in another; PDU type 0x0800 and IPv4 0x45 in a third.
+_ET_DOCSIS = _k(ETHERTYPE_DOCSIS)
+_DOCSIS_SHAPE = _k(ETHERTYPE_DOCSIS << 16 | FC_PACKET_EHDR << 8 | REQUEST_EH_LEN)
+_EH_MASK = _k(0x0000_FF00_C000_0000)
+_EH_REQUEST = _k(REQUEST_EH << 40)
+_SID = _k(0x3FFF)
+_PDU_IPV4_45 = _k(ETHERTYPE_IPV4 << 16 | 0x4500)
+_MGMT_MASK = _k(0xFC)
+_MGMT = _k(0xC0)
+_FC_REQUEST = _k(FC_REQUEST)
+_FC_QUEUE_DEPTH_REQUEST = _k(FC_QUEUE_DEPTH_REQUEST)
+_DOCSIS_MIN_LEN = _k(REQUEST_EH_LEN + PDU_MIN)  # LEN of the shortest Packet PDU frame
+_DOCSIS_HLEN = _k(DOCSIS_HEADER_LEN)
+_MAC_HLEN = _k(ETH_LEN + 6)  # carrier + FC, MAC_PARM, LEN, HCS: LEN counts from here
+_LEN_PAST_IP = _k(REQUEST_EH_LEN + PDU_MIN)  # LEN ≥ total + this: the packet fits the PDU
+_UDP = _k(IPPROTO_UDP)
+_BOOTPS = _k(BOOTPS_PORT)
+_CRC32_RESIDUE = np.array(CRC32_RESIDUE, dtype=np.uint32)
+_CRC_BYTES = np.arange(CRC_LEN, dtype=np.int64)
+_UP_CHARGED = np.array([v in UP_CHARGED for v in Up], dtype=bool)
+_DOWN_CHARGED = np.array([v in DOWN_CHARGED for v in Down], dtype=bool)
 
 
 def ttl_decrement_checksum(checksum: U64) -> U64:
@@ -168,7 +229,7 @@ def ttl_decrement_checksum(checksum: U64) -> U64:
     return ((x & _FFFF) + (x >> _16)) ^ _FFFF
 
 
-def _hop_table() -> npt.NDArray[np.uint16]:
+def _hop_table() -> U16:
     """Every 16-bit checksum field → the field after TTL - 1, both as the native-endian
     ``uint16`` the two wire bytes read as. One gather then rewrites a batch's checksums."""
     wire = np.arange(1 << 16, dtype=np.uint16)  # all byte pairs, read natively
@@ -190,6 +251,84 @@ def _hop(buf: U8, n: int, ttl_column: int) -> None:
     words[:, c + 1] = _HOP[words[:, c + 1]]
 
 
+def _hop_rows(buf: U8, rows: Rows, ttl_column: int) -> None:
+    """:func:`_hop` for the rows ``rows``."""
+    words = buf.view(np.uint16)
+    c = ttl_column >> 1
+    words[rows, c] -= _TTL_ONE
+    words[rows, c + 1] = _HOP[words[rows, c + 1]]
+
+
+# ---- DOCSIS header checksums ----------------------------------------------------------------
+def _crc16_field_table(template: bytes, at: int, bits: int) -> U16:
+    """For every value v of the ``bits``-bit big-endian field at byte ``at`` of ``template``
+    (where the field is 0): ``crc16_x25(template with v) ^ crc16_x25(template)``.
+
+    CRC-16/X.25 (the HCS) is affine over GF(2) for messages of one length: crc(a ^ b) =
+    crc(a) ^ crc(b) ^ crc(0). So a header's HCS is crc16_x25(template) XOR one such table
+    entry per variable field, and each table is the XOR of one contribution per set bit of
+    v, each from one crc16_x25 call.
+    """
+    width = (bits + 7) // 8
+    base = crc16_x25(template)
+    values = np.arange(1 << bits, dtype=np.uint32)
+    table = np.zeros(1 << bits, dtype=np.uint16)
+    for bit in range(bits):
+        message = bytearray(template)
+        message[at : at + width] = (1 << bit).to_bytes(width, "big")
+        contribution = np.uint16(crc16_x25(bytes(message)) ^ base)
+        table ^= np.where((values >> bit) & 1, contribution, np.uint16(0)).astype(np.uint16)
+    return table
+
+
+def _wire_order(crc: U16) -> U16:
+    """HCS values as the big-endian read of their two wire bytes (low byte first)."""
+    return ((crc >> 8) | (crc << 8)).astype(np.uint16)
+
+
+# Upstream header: FC 0x01, ELEN 4, LEN, Request EH (0x13, mini-slots, SID). The constant
+# part goes into the mini-slot table, so HCS = len_table ^ mini_slot_table ^ sid_table.
+_UP_TEMPLATE = bytes((FC_PACKET_EHDR, REQUEST_EH_LEN, 0, 0, REQUEST_EH, 0, 0, 0))
+_HCS_UP_LEN = _wire_order(_crc16_field_table(_UP_TEMPLATE, 2, 16))
+_HCS_UP_MINI_SLOTS = _wire_order(
+    _crc16_field_table(_UP_TEMPLATE, 5, 8) ^ np.uint16(crc16_x25(_UP_TEMPLATE))
+)
+_HCS_UP_SID = _wire_order(_crc16_field_table(_UP_TEMPLATE, 6, 14))
+# Downstream header: FC 0x00, MAC_PARM 0, LEN. Stored as native uint16s whose memory is
+# the two wire bytes, for one 16-bit store per frame.
+_DOWN_TEMPLATE = bytes(4)
+_HCS_DOWN = (
+    (_crc16_field_table(_DOWN_TEMPLATE, 2, 16) ^ np.uint16(crc16_x25(_DOWN_TEMPLATE)))
+    .astype("<u2")
+    .view(np.uint16)
+)
+
+
+def docsis_upstream_hcs(mac_len: U64, mini_slots: U64, sid: U64) -> U16:
+    """The HCS of upstream Packet PDU headers [0x01, 4, LEN, 0x13, mini-slots, SID], read as
+    a big-endian 16-bit word from the wire (``sid`` within 14 bits)."""
+    hcs: U16 = _HCS_UP_LEN[mac_len] ^ _HCS_UP_MINI_SLOTS[mini_slots] ^ _HCS_UP_SID[sid]
+    return hcs
+
+
+def docsis_downstream_hcs(mac_len: U64) -> U16:
+    """The HCS of downstream headers [0x00, 0x00, LEN], as native ``uint16`` whose memory
+    holds the two wire bytes (low byte first)."""
+    hcs: U16 = _HCS_DOWN[mac_len]
+    return hcs
+
+
+def _crc32s(buf: U8, starts: Rows, ends: Rows) -> npt.NDArray[np.uint32]:
+    """zlib.crc32 of ``buf.reshape(-1)[starts[i] : ends[i]]`` for every i (one C call each,
+    no copy: slices of one memoryview)."""
+    if not buf.flags.c_contiguous:
+        raise ValueError("the batch buffer must be C-contiguous")  # our misuse
+    flat = buf.reshape(-1).data  # a memoryview
+    cuts = map(slice, starts.tolist(), ends.tolist())
+    crcs = map(zlib.crc32, map(flat.__getitem__, cuts))
+    return np.fromiter(crcs, dtype=np.uint32, count=len(starts))
+
+
 class Scratch:
     """Reusable constant arrays, so an all-forward batch allocates no index lists."""
 
@@ -198,6 +337,14 @@ class Scratch:
         self._arange: I64 = np.arange(capacity, dtype=np.int64)
         self._ones: U64 = np.ones(capacity, dtype=np.uint64)
         self._consts: dict[int, I64] = {}
+        self._scalars: dict[int, U64] = {}
+
+    def scalar(self, value: int) -> U64:
+        """:func:`_k` of ``value``, made once (per-batch constants: MRU, core MAC)."""
+        arr = self._scalars.get(value)
+        if arr is None:
+            arr = self._scalars[value] = _k(value)
+        return arr
 
     def _grow(self, n: int) -> None:
         self._capacity = n
@@ -231,6 +378,13 @@ def _words(batch: RxBatch) -> U64:
     return view.T.astype(np.uint64, order="C")
 
 
+def _more_words(batch: RxBatch, rows: Rows | None) -> U64:
+    """Bytes ``h+40 .. h+64`` of the frames ``rows`` (all: None) as three uint64 rows."""
+    c = (batch.headroom >> 3) + _WORDS
+    view = batch.buf.view(_BE64)[: batch.count, c : c + _MORE_WORDS]
+    return (view if rows is None else view[rows]).T.astype(np.uint64, order="C")
+
+
 def _first_match(n: int, checks: Sequence[tuple[Bool, int]], default: int) -> I64:
     """Per frame, the code of the first check that holds (``default`` if none does)."""
     verdict = np.full(n, int(default), dtype=np.int64)
@@ -255,14 +409,25 @@ def _count(packets: U64, octets: U64, dirty: Bool, slot: Rows, size: U64, ones: 
 
 
 def _charge_drops(
-    sessions: SessionTable, slot: Rows, verdict: I64, first: int, sc: Scratch
+    sessions: SessionTable, slot: Rows, verdict: I64, charged: Bool, sc: Scratch
 ) -> None:
-    """Count the drops from verdict ``first`` on against their sessions."""
-    hit = verdict >= np.array(int(first), dtype=np.int64)
+    """Count the drops whose verdict is ``charged`` against their sessions."""
+    hit = charged[verdict]
     if hit.any():
-        charged = slot[hit]
-        np.add.at(sessions.dropped, charged, sc.ones(len(charged)))
-        sessions.dirty[charged] = True
+        slots = slot[hit]
+        np.add.at(sessions.dropped, slots, sc.ones(len(slots)))
+        sessions.dirty[slots] = True
+
+
+def _police(
+    buckets: TokenBuckets, batch: RxBatch, verdict: I64, slot: Rows, size: U64, code: int
+) -> None:
+    """Frames about to forward that their sessions' buckets refuse get verdict ``code``."""
+    fwd = _rows_with(verdict, 0)  # FORWARD, both directions
+    if len(fwd):
+        passed = buckets.police(slot[fwd], size[fwd], batch.time_ns())
+        if passed is not None:
+            verdict[fwd[~passed]] = int(code)
 
 
 # ---- upstream -----------------------------------------------------------------------------
@@ -286,7 +451,8 @@ def upstream(
     if n == 0:
         return TxBatch(buf), []
     h = batch.headroom
-    w0, w1, w2, w3, w4 = _words(batch)
+    words = _words(batch)
+    w0, w1, w2, w3, w4 = words
     length = batch.lengths[:n].astype(np.uint64)
     dst = w0 >> _16
     base, ours = sessions.groups.lookup_macs(dst)
@@ -304,35 +470,53 @@ def upstream(
     length_ok = (plen + _20 <= length) & (total + _2 <= plen) & (total >= _20)
     ok = ours & valid & mac_ok & ip_ok & ttl_ok & header_ok & length_ok
     misses = n - int(np.count_nonzero(ok))
-    if next_hop_header is not None and misses == 0:
+    cable: _CableUp | None = None
+    if misses:  # DOCSIS frames never pass the PPPoE gate
+        is_docsis = ((w1 >> _16) & _FFFF) == _ET_DOCSIS
+        if is_docsis.any():
+            cable = _CableUp(batch, words, length, base, ours, src_mac, is_docsis, sessions)
+            rows = cable.index
+            ok[rows], slot[rows], total[rows] = cable.gate, cable.slot, cable.total
+            misses = n - int(np.count_nonzero(ok))
+    qos = sessions.qos_up
+    policed = bool(qos.count) and bool(qos.limited[slot].any())
+    if next_hop_header is not None and misses == 0 and not policed:
         stats[Up.FORWARD] += n
-        _decap(buf, n, h, next_hop_header)
-        tx = TxBatch(buf, scratch.rows(n), scratch.const(h + 8, n), total + _14)
+        every = scratch.rows(n)
+        offsets = _decap(buf, n, h, next_hop_header, every, cable, scratch)
+        tx = TxBatch(buf, every, offsets, total + _14)
         _count(sessions.up_packets, sessions.up_bytes, sessions.dirty, slot, total, scratch.ones(n))
         return tx, []
 
     if next_hop_header is not None and misses <= per_frame_limit:
         verdict = np.zeros(n, dtype=np.int64)  # Up.FORWARD
         for i in (~ok).nonzero()[0].tolist():
-            frame = buf[i, h : h + _PEEK].tobytes()
-            verdict[i] = classify_access(frame, int(batch.lengths[i]), sessions)
+            size = int(batch.lengths[i])
+            peek = size if cable is not None and cable.is_docsis[i] else _PEEK
+            frame = buf[i, h : h + peek].tobytes()
+            verdict[i] = classify_access(frame, size, sessions)
     else:
         standby = sessions.groups.serving == 0
-        words = (w0, w1, w2, w3)
-        verdict = _access_verdicts(words, length, ours, valid, mac_ok, ip_ok, ttl_ok, standby)
+        verdict = _access_verdicts(
+            (w0, w1, w2, w3), length, ours, valid, mac_ok, ip_ok, ttl_ok, standby
+        )
+        if cable is not None:
+            verdict[cable.index] = cable.verdicts(batch, standby)
         if next_hop_header is None:
             verdict[_rows_with(verdict, Up.FORWARD)] = int(Up.NO_NEXT_HOP)
+    if qos.count:
+        _police(qos, batch, verdict, slot, total, Up.RATE_LIMITED)
     stats += np.bincount(verdict, minlength=len(Up))
-    _charge_drops(sessions, slot, verdict, Up.BAD_IPV4, scratch)
+    _charge_drops(sessions, slot, verdict, _UP_CHARGED, scratch)
     punts = _copies(batch, _rows_with(verdict, Up.PUNT))
     fwd = _rows_with(verdict, Up.FORWARD)
     if not len(fwd) or next_hop_header is None:
         return TxBatch(buf), punts
     # Rewriting every row with slices is cheaper than picking rows; the others are dropped
     # (punts were copied out above).
-    _decap(buf, n, h, next_hop_header)
+    offsets = _decap(buf, n, h, next_hop_header, fwd, cable, scratch)
     total, slot = total[fwd], slot[fwd]
-    tx = TxBatch(buf, fwd, scratch.const(h + 8, len(fwd)), total + _14)
+    tx = TxBatch(buf, fwd, offsets, total + _14)
     ones = scratch.ones(len(fwd))
     _count(sessions.up_packets, sessions.up_bytes, sessions.dirty, slot, total, ones)
     return tx, punts
@@ -348,7 +532,8 @@ def _access_verdicts(
     ttl_ok: Bool,
     standby: bool,
 ) -> I64:
-    """Every frame's :class:`Up` verdict at once, in the module's precedence order."""
+    """Every frame's :class:`Up` verdict at once, in the module's precedence order (the
+    DOCSIS frames' are :meth:`_CableUp.verdicts`)."""
     w0, w1, w2, w3 = words
     plen = (w2 >> _32) & _FFFF
     total = w3 >> _48
@@ -374,50 +559,152 @@ def _access_verdicts(
     return _first_match(len(w0), checks, Up.FORWARD)
 
 
-def classify_access(frame: bytes, length: int, sessions: SessionTable) -> Up:
-    """One frame's :class:`Up` verdict from its first 38 bytes (or all of a shorter frame;
-    ``length`` is the whole frame's): the same checks and precedence as the batch."""
-    if length < ETH_LEN:
-        return Up.RUNT
-    group = sessions.groups.slot_by_mac.get(frame[0:6])
-    if group is None and frame[0:6] != _BROADCAST_MAC:
-        return Up.NOT_FOR_US
-    ethertype = frame[12] << 8 | frame[13]
-    if ethertype == ETHERTYPE_PPPOE_DISCOVERY:
-        return Up.STANDBY if not sessions.groups.slot_by_mac else Up.PUNT
-    if ethertype != ETHERTYPE_PPPOE_SESSION:
-        return Up.UNKNOWN_ETHERTYPE
-    if group is None:
-        return Up.NOT_FOR_US
-    if length < ETH_LEN + PPPOE_LEN or frame[14] != 0x11 or frame[15] != 0:
-        return Up.BAD_PPPOE
-    plen = frame[18] << 8 | frame[19]
-    if plen < PPP_PROTO_LEN or plen + ETH_LEN + PPPOE_LEN > length:
-        return Up.BAD_PPPOE
-    if frame[20] != 0x00 or frame[21] != 0x21:
-        return Up.PUNT
-    slot = group << SESSION_BITS | frame[16] << 8 | frame[17]
-    if not sessions.valid[slot]:
-        return Up.UNKNOWN_SESSION
-    if int.from_bytes(frame[6:12], "big") != sessions.client_mac[slot]:
-        return Up.SPOOFED_MAC
-    ihl4 = (frame[22] & 0x0F) * 4
-    total = frame[24] << 8 | frame[25]
-    if plen < PPP_PROTO_LEN + 20 or frame[22] >> 4 != 4 or ihl4 < 20 or total < ihl4:
-        return Up.BAD_IPV4
-    if total + PPP_PROTO_LEN > plen:
-        return Up.BAD_IPV4
-    if int.from_bytes(frame[34:38], "big") != sessions.ipv4[slot]:
-        return Up.SPOOFED_IP
-    if frame[30] <= 1:
-        return Up.TTL_EXCEEDED
-    return Up.FORWARD
+class _CableUp:
+    """The DOCSIS frames (carrier 0x88B6) of an upstream batch: their slots, IPv4 total
+    lengths and gate, and on demand their verdicts. One per batch that has any; every array
+    is over those frames only, ``index`` says which rows they are."""
+
+    def __init__(
+        self,
+        batch: RxBatch,
+        words: U64,
+        length: U64,
+        base: I64,
+        ours: Bool,
+        src_mac: U64,
+        is_docsis: Bool,
+        sessions: SessionTable,
+    ) -> None:
+        self.is_docsis = is_docsis
+        self.every = bool(is_docsis.all())
+        rows: Rows | None = None if self.every else is_docsis.nonzero()[0]
+        self.rows: Rows = np.arange(batch.count) if rows is None else rows
+        self.index: Rows | slice = slice(None) if rows is None else rows
+        """``rows`` for fancy indexing, or every row (a slice: no copy)."""
+        w = words if rows is None else words[:, rows]
+        w0, w1, w2, w3, w4 = w
+        self.w1, self.w2, self.w4 = w1, w2, w4
+        self.w5, self.w6, self.w7 = _more_words(batch, rows)
+        self.length = length if rows is None else length[rows]
+        self.ours = ours if rows is None else ours[rows]
+        self.dst = w0 >> _16
+        self.mac_len = w2 >> _48
+        sid = (w2 >> _16) & _SID  # a SID over 14 bits is bad_docsis; masked, a valid slot
+        group_base = (base if rows is None or base.ndim == 0 else base[rows]) >> 2
+        self.slot = (sid.astype(np.intp) | group_base) + sessions.docsis_base
+        self.total = self.w5 >> _48
+        pdu_src = ((w3 & _FFFF) << _32) | (w4 >> _32)
+        self.valid = sessions.valid[self.slot]
+        self.cm_ok = sessions.client_mac[self.slot] == (src_mac if rows is None else src_mac[rows])
+        self.cpe_ok = sessions.cpe_mac[self.slot] == pdu_src
+        self.da_ok = (w3 >> _16) == self.dst
+        self.shape_ok = ((w1 & _LOW32) == _DOCSIS_SHAPE) & ((w2 & _EH_MASK) == _EH_REQUEST)
+        mini_slots = (w2 >> _32) & _FF
+        self.hcs_ok = docsis_upstream_hcs(self.mac_len, mini_slots, sid) == (w2 & _FFFF)
+        self.src_ok = sessions.ipv4[self.slot] == ((self.w6 >> _16) & _LOW32)
+        self.ttl_ok = (self.w5 & _FF00) > _0100
+        # The gate: IPv4 without options, the packet inside the PDU (padding allowed), LEN
+        # inside the frame, not UDP to port 67 (with IHL 5, the port is bytes 60-61).
+        sizes_ok = (self.total >= _20) & (self.total + _LEN_PAST_IP <= self.mac_len)
+        sizes_ok &= self.mac_len + _MAC_HLEN <= self.length
+        dhcp = ((self.w5 & _FF) == _UDP) & (((self.w7 >> _16) & _FFFF) == _BOOTPS)
+        gate = self.ours & self.shape_ok & self.hcs_ok & self.valid & self.cm_ok & self.cpe_ok
+        gate &= self.da_ok & ((w4 & _HIGH24) == _PDU_IPV4_45) & sizes_ok & self.src_ok
+        gate &= self.ttl_ok & ~dhcp
+        passing = gate.nonzero()[0]
+        if len(passing):
+            gate[passing] = self._crc_ok(batch, passing)
+        self.gate = gate
+
+    def _crc_ok(self, batch: RxBatch, which: Rows) -> Bool:
+        """Whether the PDUs of the DOCSIS frames ``which`` (LEN checked) have a right CRC."""
+        stride = batch.buf.shape[1]
+        row_start = self.rows[which] * stride + batch.headroom
+        starts = row_start + DOCSIS_HEADER_LEN
+        ends = row_start + ETH_LEN + 6 + self.mac_len[which].astype(np.int64)
+        ok: Bool = _crc32s(batch.buf, starts, ends) == _CRC32_RESIDUE
+        return ok
+
+    def verdicts(self, batch: RxBatch, standby: bool) -> I64:
+        """Every DOCSIS frame's :class:`Up` verdict at once, in the module's precedence."""
+        length, mac_len, total, w4, w5 = self.length, self.mac_len, self.total, self.w4, self.w5
+        fc = (self.w1 >> _8) & _FF
+        header = length >= _20
+        management = header & ((fc & _MGMT_MASK) == _MGMT)
+        request = header & ((fc == _FC_REQUEST) | (fc == _FC_QUEUE_DEPTH_REQUEST))
+        bad_docsis = (length < _DOCSIS_HLEN) | ~self.shape_ok | ~self.hcs_ok
+        bad_docsis |= (mac_len < _DOCSIS_MIN_LEN) | (mac_len + _MAC_HLEN > length)
+        pdu_type = (w4 >> _16) & _FFFF
+        ihl4 = (w4 >> _6) & _IHL4
+        version4 = (w4 & _F000) == _4000
+        # DHCP: IPv4 UDP to port 67, the first fragment, the port before the PDU's CRC.
+        port_at = ihl4 + _k(DOCSIS_IP_OFFSET + 2)
+        port_in = port_at + _2 + _k(CRC_LEN) <= mac_len + _MAC_HLEN
+        at = (port_at.astype(np.int64) + batch.headroom)[:, None] + _CRC_BYTES[:2]
+        np.minimum(at, batch.buf.shape[1] - 1, out=at)  # past the row: not port_in anyway
+        port = batch.buf[self.rows[:, None], at].astype(np.uint64)
+        dhcp = (pdu_type == _ET_IPV4) & version4 & (ihl4 >= _20) & port_in
+        dhcp &= ((w5 >> _16) & _1FFF) == _k(0)
+        dhcp &= ((w5 & _FF) == _UDP) & (((port[:, 0] << _8) | port[:, 1]) == _BOOTPS)
+        punt = (pdu_type == _ET_ARP) | dhcp
+        # The CRC of the frames that get as far as its check (the others' does not matter).
+        crc_ok = np.ones(len(length), dtype=bool)
+        reach = ~(bad_docsis | request | management | punt) & self.ours & self.valid
+        reach &= self.cm_ok & self.cpe_ok & self.da_ok
+        reached = reach.nonzero()[0]
+        if len(reached):
+            crc_ok[reached] = self._crc_ok(batch, reached)
+        bad_ipv4 = (mac_len < _k(REQUEST_EH_LEN + PDU_MIN + 20)) | ~version4 | (ihl4 < _20)
+        bad_ipv4 |= (total < ihl4) | (total + _LEN_PAST_IP > mac_len)
+        checks = [
+            (length < _14, Up.RUNT),
+            (~self.ours & (self.dst != _BROADCAST), Up.NOT_FOR_US),
+            (management, Up.STANDBY if standby else Up.PUNT),
+            (~self.ours, Up.NOT_FOR_US),
+            (request, Up.DOCSIS_REQUEST),
+            (bad_docsis, Up.BAD_DOCSIS),
+            (punt, Up.PUNT),
+            (~self.valid, Up.UNKNOWN_SID),
+            (~self.cm_ok, Up.SPOOFED_MAC),
+            (~self.cpe_ok, Up.SPOOFED_CPE_MAC),
+            (~self.da_ok, Up.PDU_NOT_FOR_US),
+            (~crc_ok, Up.BAD_CRC),
+            (pdu_type != _ET_IPV4, Up.UNKNOWN_ETHERTYPE),
+            (bad_ipv4, Up.BAD_IPV4),
+            (~self.src_ok, Up.SPOOFED_IP),
+            (~self.ttl_ok, Up.TTL_EXCEEDED),
+        ]
+        return _first_match(len(length), checks, Up.FORWARD)
 
 
-def _decap(buf: U8, n: int, h: int, eth: U8) -> None:
-    """Rows 0..n: Ethernet header over bytes h+8..h+22; TTL (h+30) - 1, checksum updated."""
-    buf[:n, h + 8 : h + 22] = eth
-    _hop(buf, n, h + 30)
+def _decap(
+    buf: U8, n: int, h: int, eth: U8, fwd: Rows, cable: _CableUp | None, scratch: Scratch
+) -> Rows:
+    """Rewrite the rows for the core; returns the offsets of the frames ``fwd`` to send.
+
+    PPPoE: the Ethernet header over bytes h+8..h+22, TTL (h+30) - 1 and checksum updated, in
+    every row (slices). DOCSIS: the Ethernet header over the PDU's, h+24..h+38, TTL (h+46)
+    - 1, in its forwarded rows only (after the PPPoE rewrite, which clobbers nothing of
+    theirs that is sent).
+    """
+    if cable is None:
+        buf[:n, h + 8 : h + 22] = eth
+        _hop(buf, n, h + 30)
+        return scratch.const(h + 8, len(fwd))
+    docsis = cable.is_docsis[fwd]
+    rows = fwd[docsis]
+    if len(rows) < len(fwd):
+        buf[:n, h + 8 : h + 22] = eth
+        _hop(buf, n, h + 30)
+    if len(rows) == n:  # every row: slices
+        buf[:n, h + DOCSIS_UP_OFFSET : h + DOCSIS_IP_OFFSET] = eth
+        _hop(buf, n, h + DOCSIS_IP_OFFSET + 8)
+        return scratch.const(h + DOCSIS_UP_OFFSET, n)
+    if len(rows):
+        buf[rows, h + DOCSIS_UP_OFFSET : h + DOCSIS_IP_OFFSET] = eth
+        _hop_rows(buf, rows, h + DOCSIS_IP_OFFSET + 8)
+    offsets: Rows = np.where(docsis, h + DOCSIS_UP_OFFSET, h + 8)
+    return offsets
 
 
 # ---- downstream ---------------------------------------------------------------------------
@@ -440,26 +727,37 @@ def downstream(
     buf = batch.buf
     if n == 0:
         return TxBatch(buf), []
-    if batch.headroom < ENCAP_LEN - ETH_LEN:
-        raise ValueError("downstream needs 8 bytes of headroom")  # our misuse, not the peer's
+    if batch.headroom < DOCSIS_DOWN_HEADROOM:
+        raise ValueError("downstream needs 20 bytes of headroom")  # our misuse, not the peer's
     h = batch.headroom
     w0, w1, w2, w3, w4 = _words(batch)
     length = batch.lengths[:n].astype(np.uint64)
-    to_us = (w0 >> _16) == _k(core_mac)
+    to_us = (w0 >> _16) == scratch.scalar(core_mac)
     ihl4 = (w1 >> _6) & _IHL4
     total = w2 >> _48
     ttl_ok = (w2 & _FF00) > _0100
     slot = sessions.ip_slot[sessions.groups.lookup_ips(((w3 & _FFFF) << _16) | (w4 >> _48))]
     header_ok = (w1 & _HIGH20) == _ET_IPV4_VER  # ethertype 0x0800 and IP version 4
     length_ok = (ihl4 >= _20) & (total >= ihl4) & (total + _14 <= length)
-    size_ok = total <= _k(mru)
+    # The DOCSIS MTU, as long as the PDU's CRC still fits the row after the packet.
+    room = batch.buf.shape[1] - h - ETH_LEN - CRC_LEN
+    docsis_mtu = DOCSIS_MTU if room >= DOCSIS_MTU else room
+    # DOCSIS sessions take more than the MRU: those frames take the full checks.
+    size_ok = total <= scratch.scalar(mru if mru <= docsis_mtu else docsis_mtu)
     known = slot >= _I32_0
     ok = to_us & header_ok & length_ok & size_ok & ttl_ok & known
     misses = n - int(np.count_nonzero(ok))
-    if misses == 0:
+    docsis: Bool | None = None
+    if sessions.docsis_sessions:
+        to_docsis = slot >= np.array(sessions.docsis_base, dtype=np.int32)
+        docsis = to_docsis if to_docsis.any() else None
+    qos = sessions.qos_down
+    policed = bool(qos.count) and bool(qos.limited[slot].any())
+    if misses == 0 and not policed:
         stats[Down.FORWARD] += n
-        _encap(buf, n, h, sessions.encap[slot], total)
-        tx = TxBatch(buf, scratch.rows(n), scratch.const(h - 8, n), total + _22)
+        every = scratch.rows(n)
+        offsets, extra = _encap(buf, n, h, sessions, slot, total, every, docsis, scratch)
+        tx = TxBatch(buf, every, offsets, total + extra)
         ones = scratch.ones(n)
         _count(sessions.down_packets, sessions.down_bytes, sessions.dirty, slot, total, ones)
         return tx, []
@@ -469,8 +767,13 @@ def downstream(
         own = core_mac.to_bytes(6, "big")
         for i in (~ok).nonzero()[0].tolist():
             frame = buf[i, h : h + _PEEK].tobytes()
-            verdict[i] = classify_core(frame, int(batch.lengths[i]), sessions, own, mru)
+            size = int(batch.lengths[i])
+            verdict[i] = classify_core(frame, size, sessions, own, mru, docsis_mtu)
     else:
+        limit = scratch.scalar(mru)
+        if docsis is not None:
+            limit = np.where(docsis, scratch.scalar(docsis_mtu), limit)
+        size_ok = total <= limit
         ethertype = (w1 >> _16) & _FFFF
         checks = [
             (length < _14, Down.RUNT),
@@ -484,54 +787,73 @@ def downstream(
             (~size_ok, Down.TOO_BIG),
         ]
         verdict = _first_match(n, checks, Down.FORWARD)
+    if qos.count:
+        _police(qos, batch, verdict, slot, total, Down.RATE_LIMITED)
     stats += np.bincount(verdict, minlength=len(Down))
-    _charge_drops(sessions, slot, verdict, Down.TTL_EXCEEDED, scratch)
+    _charge_drops(sessions, slot, verdict, _DOWN_CHARGED, scratch)
     arp = _copies(batch, _rows_with(verdict, Down.ARP))
     fwd = _rows_with(verdict, Down.FORWARD)
     if not len(fwd):
         return TxBatch(buf), arp
-    _encap(buf, n, h, sessions.encap[slot], total)  # every row, as upstream
+    offsets, extra = _encap(buf, n, h, sessions, slot, total, fwd, docsis, scratch)
     total, slot = total[fwd], slot[fwd]
-    tx = TxBatch(buf, fwd, scratch.const(h - 8, len(fwd)), total + _22)
+    tx = TxBatch(buf, fwd, offsets, total + extra)
     ones = scratch.ones(len(fwd))
     _count(sessions.down_packets, sessions.down_bytes, sessions.dirty, slot, total, ones)
     return tx, arp
 
 
-def classify_core(
-    frame: bytes, length: int, sessions: SessionTable, core_mac: bytes, mru: int
-) -> Down:
-    """One frame's :class:`Down` verdict from its first 34 bytes (or all of a shorter
-    frame): the same checks and precedence as the batch."""
-    if length < ETH_LEN:
-        return Down.RUNT
-    to_us = frame[0:6] == core_mac
-    ethertype = frame[12] << 8 | frame[13]
-    if ethertype == ETHERTYPE_ARP and (to_us or frame[0:6] == _BROADCAST_MAC):
-        return Down.ARP
-    if not to_us:
-        return Down.NOT_FOR_US
-    if ethertype != ETHERTYPE_IPV4:
-        return Down.UNKNOWN_ETHERTYPE
-    if length < ETH_LEN + 20 or frame[14] >> 4 != 4:
-        return Down.BAD_IPV4
-    ihl4 = (frame[14] & 0x0F) * 4
-    total = frame[16] << 8 | frame[17]
-    if ihl4 < 20 or total < ihl4 or total + ETH_LEN > length:
-        return Down.BAD_IPV4
-    slot = int(sessions.ip_slot[sessions.groups.flat_index(int.from_bytes(frame[30:34], "big"))])
-    if slot == NO_ROUTE:
-        return Down.NO_ROUTE
-    if slot < 0:
-        return Down.UNKNOWN_SESSION
-    if frame[22] <= 1:
-        return Down.TTL_EXCEEDED
-    if total > mru:
-        return Down.TOO_BIG
-    return Down.FORWARD
+def _encap(
+    buf: U8,
+    n: int,
+    h: int,
+    sessions: SessionTable,
+    slot: npt.NDArray[np.int32],
+    total: U64,
+    fwd: Rows,
+    docsis: Bool | None,
+    scratch: Scratch,
+) -> tuple[Rows, U64]:
+    """Rewrite the rows for the subscribers; returns the offsets of the frames ``fwd`` and
+    what each adds to its IP total length.
+
+    Every row (slices): TTL (h+22) - 1 and checksum (h+24) updated; with PPPoE frames to
+    send, the 22-byte header at h-8..h+14 with PPPoE LENGTH = IP length + 2. Then DOCSIS
+    rows (by index, or slices when every row is one): the 34-byte header at h-20..h+14, LEN
+    (h-4) = 14 + IP length + 4, its HCS (h-2) and the PDU's CRC-32 after the packet.
+    """
+    if docsis is None:
+        _encap_pppoe(buf, n, h, sessions.encap[slot], total)
+        return scratch.const(h - 8, len(fwd)), _22
+    to_docsis = docsis[fwd]
+    rows = fwd[to_docsis]
+    if len(rows) < len(fwd):
+        _encap_pppoe(buf, n, h, sessions.encap[slot], total)
+    else:
+        _hop(buf, n, h + ETH_LEN + 8)
+    every = len(rows) == n
+    index: Rows | slice = slice(0, n) if every else rows
+    packet = total[index]
+    mac_len = packet + _k(ETH_LEN + CRC_LEN)
+    buf[index, h - DOCSIS_DOWN_HEADROOM : h + ETH_LEN] = sessions.docsis_encap[
+        slot[index] - sessions.docsis_base
+    ]
+    words = buf.view(np.uint16)
+    words[index, (h - 4) >> 1] = mac_len.astype(_BE16).view(np.uint16)
+    words[index, (h - 2) >> 1] = docsis_downstream_hcs(mac_len)
+    # The PDU's CRC-32: from its DA (h) to the end of the packet, stored behind it.
+    starts = (scratch.rows(n) if every else rows) * buf.shape[1] + h
+    ends = starts + ETH_LEN + packet.astype(np.int64)
+    crc = _crc32s(buf, starts, ends)
+    buf.reshape(-1)[ends[:, None] + _CRC_BYTES] = crc.astype("<u4").view(np.uint8).reshape(-1, 4)
+    if every:
+        return scratch.const(h - DOCSIS_DOWN_HEADROOM, n), _38
+    offsets: Rows = np.where(to_docsis, h - DOCSIS_DOWN_HEADROOM, h - 8)
+    extra: U64 = np.where(to_docsis, _38, _22)
+    return offsets, extra
 
 
-def _encap(buf: U8, n: int, h: int, header: U8, total: U64) -> None:
+def _encap_pppoe(buf: U8, n: int, h: int, header: U8, total: U64) -> None:
     """Rows 0..n: 22-byte header at h-8..h+14 with PPPoE LENGTH = IP length + 2; TTL (h+22)
     - 1 and checksum (h+24) updated."""
     buf[:n, h - 8 : h + ETH_LEN] = header

@@ -2,23 +2,40 @@
 
 Theory of operation
 -------------------
-Every session lives at a *slot*: ``group_slot * 65536 + pppoe_session_id``. The per-session
-state the fast path needs is one numpy array per field indexed by slot (valid flag, client
-MAC as a 48-bit integer, IPv4 address, a 22-byte downstream header template, cumulative
-counters), so a batch of frames is looked up with one gather per field. The session key →
-slot ``dict`` is only touched when the CP installs, modifies or removes a rule.
+Every session lives at a *slot*. Two regions share the slot numbers:
+
+* PPPoE: ``group_slot << 16 | pppoe_session_id``, slots ``0 .. docsis_base - 1``;
+* DOCSIS: ``docsis_base + (group_slot << 14 | sid)`` with ``docsis_base = (max_groups + 1)
+  << 16`` (SIDs have 14 bits, 1..0x3FFF; SID 0 is never installed).
+
+So a PPPoE session id and a SID of the same number in one group are two slots, and
+``slot >= docsis_base`` tells a slot's access type. The per-session state the fast path
+needs is one numpy array per field indexed by slot over both regions (valid flag, client
+MAC — the CM's for DOCSIS — as a 48-bit integer, the CPE MAC, IPv4 address, a 22-byte PPPoE
+downstream header template, cumulative counters, and a :class:`~data_plane.qos.TokenBuckets`
+per direction), so a batch of frames is looked up with one gather per field. The 34-byte
+DOCSIS downstream header template (carrier, MAC header, PDU Ethernet header) exists only for
+the DOCSIS region: :attr:`SessionTable.docsis_encap` is indexed by ``slot - docsis_base``.
+The session key → slot ``dict`` is only touched when the CP installs, modifies or removes a
+rule.
 
 Group slots ``0 .. max_groups-1`` hold the assigned subscriber groups (one more, never
 valid, backs the lookups of a worker that holds none). Upstream, the destination MAC finds
 the group by one comparison (one group) or a ``searchsorted`` over the sorted virtual MACs;
 frames for none of our groups still get *some* valid slot, so the fast path gathers first
-and masks after. Downstream, the destination IPv4 finds its pool by a ``searchsorted`` over
-the sorted pool bases (one subtraction with one group) and its session through one flat
-``int32`` array over all pools, each pool followed by a gap entry: slot,
-:data:`NO_SESSION` (in a pool, no session) or :data:`NO_ROUTE` (a gap: in no pool).
+and masks after. The lookup gives the PPPoE base ``group_slot << 16``; the DOCSIS base of the
+same group is ``docsis_base + (base >> 2)``. Downstream, the destination IPv4 finds its pool
+by a ``searchsorted`` over the sorted pool bases (one subtraction with one group) and its
+session through one flat ``int32`` array over all pools, each pool followed by a gap entry:
+slot (of either region), :data:`NO_SESSION` (in a pool, no session) or :data:`NO_ROUTE` (a
+gap: in no pool).
+
+QoS (``SessionRule.qos``) configures the slot's buckets when a rule is placed: a MODIFY
+keeps the counters and the tokens (clamped to the new depth), a session that changes slot
+takes its buckets along, a removed one leaves its slot's buckets cleared.
 
 The arrays are allocated once with ``np.zeros`` (pages are committed lazily, so a 16-group
-table costs memory only for the session ids in use). CP mistakes are answered with
+table costs memory only for the slots in use). CP mistakes are answered with
 ``RuleResult(ok=False, error=...)``, never exceptions; only an impossible group assignment
 (our own configuration) raises.
 """
@@ -33,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from data_plane.qos import TokenBuckets
 from vnf.errors import ConfigError, Overloaded
 from vnf.model.addresses import is_unicast_mac
 from vnf.model.group import SubscriberGroup
@@ -44,7 +62,16 @@ MIN_SESSION_ID = 0x0001
 MAX_SESSION_ID = 0xFFFE
 ENCAP_LEN = 22
 """Ethernet (14) + PPPoE (6) + PPP protocol (2), the downstream header."""
+SID_BITS = 14
+# CM-SP-MULPIv3.1 §6.2.5: a SID has 14 bits; SID 0 is no modem's.
+MIN_SID = 0x0001
+MAX_SID = 0x3FFF
+DOCSIS_ENCAP_LEN = 34
+"""Carrier Ethernet (14) + MAC header without EHDR (6) + the PDU's Ethernet header (14)."""
 ETHERTYPE_PPPOE_SESSION = 0x8864
+ETHERTYPE_DOCSIS = 0x88B6
+"""The carrier of DOCSIS MAC frames on the access link (vnf.codec.docsis)."""
+ETHERTYPE_IPV4 = 0x0800
 PPPOE_VER_TYPE = 0x11
 PPP_IPV4 = 0x0021
 NO_KEY = 0xFFFF_FFFF_FFFF_FFFF
@@ -70,7 +97,9 @@ class RuleError:
 
     UNKNOWN_GROUP = "unknown_group"
     BAD_SESSION_ID = "bad_session_id"
+    BAD_SID = "bad_sid"
     BAD_CLIENT_MAC = "bad_client_mac"
+    BAD_CPE_MAC = "bad_cpe_mac"
     AC_MAC_MISMATCH = "ac_mac_mismatch"
     UNSUPPORTED_ACCESS = "unsupported_access"
     IP_OUTSIDE_POOL = "ip_outside_pool"
@@ -285,11 +314,20 @@ class SessionTable:
 
     def __init__(self, groups: GroupTable) -> None:
         self.groups = groups
-        size = (groups.max_groups + 1) << SESSION_BITS
+        self.docsis_base = (groups.max_groups + 1) << SESSION_BITS
+        """The first slot of the DOCSIS region (see the module docstring)."""
+        docsis_size = (groups.max_groups + 1) << SID_BITS
+        size = self.docsis_base + docsis_size
         self.valid: Bool = np.zeros(size, dtype=bool)
         self.client_mac: U64 = np.zeros(size, dtype=np.uint64)
+        """The PPPoE client's MAC; the cable modem's for DOCSIS."""
+        self.cpe_mac: U64 = np.zeros(size, dtype=np.uint64)
+        """DOCSIS: the MAC of the CPE behind the modem (0 for PPPoE)."""
         self.ipv4: U32 = np.zeros(size, dtype=np.uint32)
         self.encap: U8 = np.zeros((size, ENCAP_LEN), dtype=np.uint8)
+        self.docsis_encap: U8 = np.zeros((docsis_size, DOCSIS_ENCAP_LEN), dtype=np.uint8)
+        """Indexed by ``slot - docsis_base``: carrier [CM MAC, group MAC, 0x88B6], MAC header
+        [FC 0, MAC_PARM 0, LEN and HCS set per packet], PDU [CPE MAC, group MAC, 0x0800]."""
         self.keys: U64 = np.zeros(size, dtype=np.uint64)
         self.up_packets: U64 = np.zeros(size, dtype=np.uint64)
         self.up_bytes: U64 = np.zeros(size, dtype=np.uint64)
@@ -298,6 +336,10 @@ class SessionTable:
         self.dropped: U64 = np.zeros(size, dtype=np.uint64)
         self.dirty: Bool = np.zeros(size, dtype=bool)
         """Counters changed since the last usage report."""
+        self.qos_up = TokenBuckets(size)
+        self.qos_down = TokenBuckets(size)
+        self.docsis_sessions = 0
+        """Sessions in the DOCSIS region: with none, downstream skips looking for them."""
         self.ip_slot: I32 = self._empty_ip_slots()
         """Flat address index → slot, :data:`NO_SESSION` or (gap entries) :data:`NO_ROUTE`."""
         self._slot_of_key: dict[int, int] = {}
@@ -361,25 +403,36 @@ class SessionTable:
         self._clear(key, slot)
         return RuleResult(key, True), usage
 
+    def docsis_slot(self, group_slot: int, sid: int) -> int:
+        """The slot of ``sid`` of the group at ``group_slot`` (``sid`` within 14 bits)."""
+        return self.docsis_base + (group_slot << SID_BITS | sid)
+
     def _check(self, rule: SessionRule) -> tuple[int, int] | str:
         """(slot, flat pool index) for ``rule``, or the error string."""
         ep = rule.endpoint
-        if ep.access is not AccessType.PPPOE:
+        if ep.access not in (AccessType.PPPOE, AccessType.DOCSIS):
             return RuleError.UNSUPPORTED_ACCESS
         gslot = self.groups.slot_of(rule.group)
         group = self.groups.group_at(gslot) if gslot is not None else None
         if gslot is None or group is None:
             return RuleError.UNKNOWN_GROUP
-        if not MIN_SESSION_ID <= ep.pppoe_session_id <= MAX_SESSION_ID:
-            return RuleError.BAD_SESSION_ID
+        if ep.access is AccessType.DOCSIS:
+            if not MIN_SID <= ep.cm_sid <= MAX_SID:
+                return RuleError.BAD_SID
+            slot = self.docsis_slot(gslot, ep.cm_sid)
+        else:
+            if not MIN_SESSION_ID <= ep.pppoe_session_id <= MAX_SESSION_ID:
+                return RuleError.BAD_SESSION_ID
+            slot = (gslot << SESSION_BITS) | ep.pppoe_session_id
         if not is_unicast_mac(ep.client_mac):
             return RuleError.BAD_CLIENT_MAC
+        if ep.access is AccessType.DOCSIS and not is_unicast_mac(ep.cpe_mac):
+            return RuleError.BAD_CPE_MAC
         if ep.ac_mac != group.virtual_mac:
             return RuleError.AC_MAC_MISMATCH
         index = self.groups.pool_index(gslot, rule.ipv4)
         if index is None:
             return RuleError.IP_OUTSIDE_POOL
-        slot = (gslot << SESSION_BITS) | ep.pppoe_session_id
         old = self._slot_of_key.get(rule.session_key)
         if self.valid[slot] and slot != old:
             return RuleError.SLOT_TAKEN
@@ -401,37 +454,72 @@ class SessionTable:
                 for counter in self._counter_arrays():
                     counter[slot], counter[old] = counter[old], 0
                 self.dirty[slot], self.dirty[old] = self.dirty[old], False
-                self.valid[old] = False
-                self.keys[old] = 0
+                self.qos_up.move(old, slot)
+                self.qos_down.move(old, slot)
+                self._vacate(old)
         ep = rule.endpoint
-        group = self.groups.group_at(slot >> SESSION_BITS)
+        group = self.groups.group_at(self._group_slot(slot))
         assert group is not None  # _check found it
+        if not self.valid[slot]:
+            self.docsis_sessions += slot >= self.docsis_base
         self.valid[slot] = True
         self.keys[slot] = key
         self.client_mac[slot] = mac_to_int(ep.client_mac)
         self.ipv4[slot] = rule.ipv4
-        self.encap[slot] = np.frombuffer(
-            ep.client_mac
-            + group.virtual_mac
-            + ETHERTYPE_PPPOE_SESSION.to_bytes(2, "big")
-            + bytes((PPPOE_VER_TYPE, 0))
-            + ep.pppoe_session_id.to_bytes(2, "big")
-            + b"\x00\x00"  # PPPoE LENGTH, set per packet
-            + PPP_IPV4.to_bytes(2, "big"),
-            dtype=np.uint8,
-        )
+        if slot >= self.docsis_base:
+            self.cpe_mac[slot] = mac_to_int(ep.cpe_mac)
+            self.encap[slot] = 0
+            self.docsis_encap[slot - self.docsis_base] = np.frombuffer(
+                ep.client_mac
+                + group.virtual_mac
+                + ETHERTYPE_DOCSIS.to_bytes(2, "big")
+                + bytes(6)  # FC 0 (Packet PDU), MAC_PARM 0, LEN and HCS set per packet
+                + ep.cpe_mac
+                + group.virtual_mac
+                + ETHERTYPE_IPV4.to_bytes(2, "big"),
+                dtype=np.uint8,
+            )
+        else:
+            self.cpe_mac[slot] = 0
+            self.encap[slot] = np.frombuffer(
+                ep.client_mac
+                + group.virtual_mac
+                + ETHERTYPE_PPPOE_SESSION.to_bytes(2, "big")
+                + bytes((PPPOE_VER_TYPE, 0))
+                + ep.pppoe_session_id.to_bytes(2, "big")
+                + b"\x00\x00"  # PPPoE LENGTH, set per packet
+                + PPP_IPV4.to_bytes(2, "big"),
+                dtype=np.uint8,
+            )
+        qos = rule.qos
+        self.qos_up.configure(slot, qos.up_kbps, qos.burst_bytes)
+        self.qos_down.configure(slot, qos.down_kbps, qos.burst_bytes)
         self.ip_slot[index] = slot
         self._slot_of_key[key] = slot
         self._rules[key] = rule
         self._pool_index[key] = index
         return RuleResult(key, True)
 
+    def _group_slot(self, slot: int) -> int:
+        if slot >= self.docsis_base:
+            return (slot - self.docsis_base) >> SID_BITS
+        return slot >> SESSION_BITS
+
+    def _vacate(self, slot: int) -> None:
+        """``slot`` holds no session any more (its counters are moved or cleared)."""
+        if self.valid[slot]:
+            self.docsis_sessions -= slot >= self.docsis_base
+        self.valid[slot] = False
+        self.keys[slot] = 0
+        self.client_mac[slot] = self.cpe_mac[slot] = 0
+        self.qos_up.clear(slot)
+        self.qos_down.clear(slot)
+
     def _clear(self, key: int, slot: int) -> None:
         self.ip_slot[self._pool_index.pop(key)] = NO_SESSION
         del self._slot_of_key[key]
         del self._rules[key]
-        self.valid[slot] = False
-        self.keys[slot] = 0
+        self._vacate(slot)
         self.dirty[slot] = False
         for counter in self._counter_arrays():
             counter[slot] = 0
@@ -456,14 +544,14 @@ class SessionTable:
         plan = self.groups.plan(groups, prepared)
         final: list[Usage] = []
         for key, slot in list(self._slot_of_key.items()):
-            if slot >> SESSION_BITS in plan.removed_slots:
+            if self._group_slot(slot) in plan.removed_slots:
                 final.append(self._usage_at(slot))
                 self._clear(key, slot)
         self.groups.commit(plan)
         # Pool offsets moved: rebuild the flat address → slot array from the rules.
         self.ip_slot = self._empty_ip_slots()
         for key, slot in self._slot_of_key.items():
-            index = self.groups.pool_index(slot >> SESSION_BITS, self._rules[key].ipv4)
+            index = self.groups.pool_index(self._group_slot(slot), self._rules[key].ipv4)
             assert index is not None  # the group and its pool are unchanged
             self._pool_index[key] = index
             self.ip_slot[index] = slot

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A :class:`Worker` has an ACCESS port (the PPPoE segment) and a CORE port (plain IPv4 toward
-the core router). The owner of the sockets (``data_plane/main.py`` or a test) receives a
+A :class:`Worker` has an ACCESS port (the PPPoE and cable segment) and a CORE port (plain
+IPv4 toward the core router). The owner of the sockets (``data_plane/main.py`` or a test) receives a
 batch from a port, hands it to :meth:`Worker.process_access` or :meth:`Worker.process_core`
 and sends what comes back: a :class:`~data_plane.io.base.TxBatch` for the other port (it
 points into the received batch's buffer, so send it before receiving into that batch
@@ -27,17 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from data_plane.fastpath import (
-    MAX_MRU,
-    PER_FRAME_LIMIT,
-    Down,
-    Scratch,
-    Up,
-    downstream,
-    upstream,
-)
+from data_plane.fastpath import PER_FRAME_LIMIT, Scratch, downstream, upstream
 from data_plane.io.base import RxBatch, TxBatch
 from data_plane.tables import GroupTable, SessionTable, mac_to_int
+from data_plane.verdicts import MAX_MRU, Down, Up
 from vnf.codec.arp import ArpOp, decode_arp, encode_arp_frame, reply_to, request
 from vnf.errors import ConfigError, DecodeError
 from vnf.model.addresses import BROADCAST_MAC, is_unicast_mac
@@ -97,13 +90,14 @@ class AccessResult:
     to_core: TxBatch
     """Decapsulated IPv4 frames for the CORE port (they point into the received batch)."""
     punts: list[bytes] = field(default_factory=list)
-    """Whole frames for the CP: discovery and PPP control."""
+    """Whole frames for the CP: PPPoE discovery, PPP control, DOCSIS MAC management and the
+    CPEs' DHCP and ARP."""
 
 
 @dataclass(slots=True)
 class CoreResult:
     to_access: TxBatch
-    """PPPoE frames for the ACCESS port (they point into the received batch)."""
+    """PPPoE and DOCSIS frames for the ACCESS port (they point into the received batch)."""
     to_core: list[bytes] = field(default_factory=list)
     """ARP replies to send back on the CORE port."""
     punts: list[bytes] = field(default_factory=list)
@@ -212,10 +206,10 @@ class Worker:
         }
         out.update(self._arp)
         for v in Up:
-            if v >= Up.RUNT:
+            if v not in (Up.FORWARD, Up.PUNT):
                 out[f"drop_up_{v.name.lower()}"] = up[v]
         for d in Down:
-            if d >= Down.RUNT:
+            if d not in (Down.FORWARD, Down.ARP):
                 out[f"drop_down_{d.name.lower()}"] = down[d]
         return out
 

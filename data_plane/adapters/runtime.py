@@ -341,7 +341,7 @@ class DpRuntime:
                 dp_id=cfg.name,
                 site=cfg.site,
                 capabilities=session_control_pb2.Capabilities(
-                    access_types=["pppoe"],
+                    access_types=["pppoe", "docsis"],
                     max_sessions=65534 * self.worker.config.max_groups,
                     max_groups=self.worker.config.max_groups,
                 ),

@@ -3,11 +3,12 @@
 Theory of operation
 -------------------
 A backend receives frames into an :class:`RxBatch`: a 2-D ``uint8`` array with one frame per
-row, each frame starting at column ``headroom`` (16 bytes free in front of it, so the
-downstream encapsulation can prepend its 8 extra bytes in place). The fast path rewrites the
-headers inside that buffer and describes what to send as a :class:`TxBatch`: row indices,
-column offsets and lengths into the *same* buffer. A backend's ``send_batch`` sends straight
-from there (``sendmmsg`` iovecs pointing into the rows), so no frame is copied in user space.
+row, each frame starting at column ``headroom`` (24 bytes free in front of it, so the
+downstream encapsulation can prepend its extra bytes in place: 8 for PPPoE, 20 for DOCSIS).
+The fast path rewrites the headers inside that buffer and describes what to send as a
+:class:`TxBatch`: row indices, column offsets and lengths into the *same* buffer. A backend's
+``send_batch`` sends straight from there (``sendmmsg`` iovecs pointing into the rows), so no
+frame is copied in user space.
 
 The interface is small on purpose: a recvmmsg/sendmmsg socket, a TPACKET ring whose slots are
 viewed as rows, an in-memory pair for tests and, later, an AF_XDP umem all fit behind
@@ -19,6 +20,7 @@ before the next ``recv_batch`` into the same batch.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,8 +28,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-HEADROOM = 16
-"""Bytes free before each received frame (a multiple of 8, at least 16)."""
+HEADROOM = 24
+"""Bytes free before each received frame: a multiple of 8 (the fast path reads 64-bit words)
+covering the 20 bytes that a downstream DOCSIS frame has in front of the received IPv4
+packet's 14-byte Ethernet header."""
 
 ROW = 2048
 """Default row size: headroom + a 1500-byte MTU frame + VLAN/PPPoE slack, 8-byte aligned."""
@@ -55,8 +59,8 @@ class RxBatch:
     ) -> None:
         if capacity < 1:
             raise ValueError("a batch holds at least one frame")
-        if headroom < 16 or headroom % 8:
-            raise ValueError("headroom must be a multiple of 8 and at least 16")
+        if headroom < HEADROOM or headroom % 8:
+            raise ValueError(f"headroom must be a multiple of 8 and at least {HEADROOM}")
         if row % 8 or row < headroom + 64:
             raise ValueError("row must be a multiple of 8 with room for a minimum frame")
         self.buf: U8 = np.zeros((capacity, row), dtype=np.uint8)
@@ -68,6 +72,11 @@ class RxBatch:
     @property
     def capacity(self) -> int:
         return int(self.buf.shape[0])
+
+    def time_ns(self) -> int:
+        """The batch's receive time: ``rx_ns``, or (a backend that set none) the monotonic
+        clock now. The fast path's token buckets read it once per batch."""
+        return self.rx_ns or time.monotonic_ns()
 
     @property
     def max_frame(self) -> int:

@@ -2,8 +2,10 @@
 
 The reference below reads each frame with plain byte indexing, in the precedence order the
 specification gives, and rewrites it by concatenating bytes; the checksum update is RFC
-1624 eqn. 3 with the general ~m + m' terms. Random sessions, random batches of good,
-control and malformed frames (byte flips, truncation, padding) go through both; outputs,
+1624 eqn. 3 with the general ~m + m' terms, DOCSIS's HCS and CRC-32 are computed whole
+(``crc16_x25``, ``zlib.crc32``). Random PPPoE sessions and cable modems (QoS-free: policing
+depends on the batch, ``test_qos.py`` covers it), random batches of good, control and
+malformed frames (byte flips, truncation, padding, one field off) go through both; outputs,
 punts, counters and usage must be identical.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import zlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,9 +22,10 @@ from hypothesis import strategies as st
 
 from data_plane.io.base import RxBatch
 from data_plane.worker import Worker, WorkerConfig
+from vnf.codec.docsis import PacketFrame, RequestEh, crc16_x25, encode_carrier, encode_frame
 from vnf.model.addresses import ip_to_int
 from vnf.model.group import SubscriberGroup
-from vnf.model.session import RuleOp, SessionRule, TrafficEndpoint, Usage
+from vnf.model.session import AccessType, RuleOp, SessionRule, TrafficEndpoint, Usage
 
 pytestmark = pytest.mark.property
 
@@ -37,8 +41,19 @@ CORE_IP, GW_IP, SERVER_IP = "198.18.0.2", "198.18.0.1", "198.18.7.7"
 MRU = 1492
 
 
+DOCSIS_MTU = 1500
+
+
 def client_mac(n: int) -> bytes:
     return bytes.fromhex(f"0200000a{n:04x}")
+
+
+def cm_mac(n: int) -> bytes:
+    return bytes.fromhex(f"0200000b{n:04x}")
+
+
+def cpe_mac(n: int) -> bytes:
+    return bytes.fromhex(f"0a00000c{n:04x}")
 
 
 def checksum(header: bytes) -> int:
@@ -98,6 +113,8 @@ class RefSession:
     down_packets: int = 0
     down_bytes: int = 0
     dropped: int = 0
+    cpe: bytes = b""
+    """A cable modem's CPE (``mac`` is the CM's, ``sid`` its SID); empty for PPPoE."""
 
     def usage(self) -> Usage:
         return Usage(
@@ -120,8 +137,15 @@ class Reference:
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
-    def find(self, group: int, sid: int) -> RefSession | None:
-        return next((s for s in self.sessions.values() if (s.group, s.sid) == (group, sid)), None)
+    def find(self, group: int, sid: int, docsis: bool = False) -> RefSession | None:
+        return next(
+            (
+                s
+                for s in self.sessions.values()
+                if (s.group, s.sid, bool(s.cpe)) == (group, sid, docsis)
+            ),
+            None,
+        )
 
     def access(self, frame: bytes) -> tuple[str, bytes | None]:
         """(outcome, output) for one frame from the ACCESS port."""
@@ -131,12 +155,18 @@ class Reference:
         group = next((g for g in self.groups if g.virtual_mac == dst), None)
         if group is None and dst != BROADCAST:
             return "drop_up_not_for_us", None
+        standby = not self.groups
         if ethertype == 0x8863:
-            return ("drop_up_standby", None) if not self.groups else ("punted", frame)
-        if ethertype != 0x8864:
+            return ("drop_up_standby", None) if standby else ("punted", frame)
+        # MULPI §6.2.1: FC_TYPE 11, FC_PARM 0 (timing) or 1 (MAC management), EHDR_ON either
+        if ethertype == 0x88B6 and len(frame) >= 20 and frame[14] in (0xC0, 0xC1, 0xC2, 0xC3):
+            return ("drop_up_standby", None) if standby else ("punted", frame)
+        if ethertype not in (0x8864, 0x88B6):
             return "drop_up_unknown_ethertype", None
         if group is None:
             return "drop_up_not_for_us", None
+        if ethertype == 0x88B6:
+            return self._cable(frame, group)
         if len(frame) < 20 or frame[14] != 0x11 or frame[15] != 0:
             return "drop_up_bad_pppoe", None
         sid, plen = int.from_bytes(frame[16:18], "big"), int.from_bytes(frame[18:20], "big")
@@ -164,6 +194,69 @@ class Reference:
         session.up_packets += 1
         session.up_bytes += total
         return "forwarded_up", GW_MAC + CORE_MAC + b"\x08\x00" + after_hop(ip[:total])
+
+    def _cable(self, frame: bytes, group: SubscriberGroup) -> tuple[str, bytes | None]:
+        """A DOCSIS carrier to ``group``, past the management punt."""
+        if len(frame) >= 20 and frame[14] in (0xC4, 0xC8):  # request frames
+            return "drop_up_docsis_request", None
+        if len(frame) < 24:
+            return "drop_up_bad_docsis", None
+        fc, elen, eh, sid_hi = frame[14], frame[15], frame[18], frame[20]
+        if fc != 0x01 or elen != 4 or eh != 0x13 or sid_hi >> 6:
+            return "drop_up_bad_docsis", None
+        if frame[22:24] != struct.pack("<H", crc16_x25(frame[14:22])):
+            return "drop_up_bad_docsis", None
+        mac_len = int.from_bytes(frame[16:18], "big")
+        if mac_len < 4 + 18 or 20 + mac_len > len(frame):
+            return "drop_up_bad_docsis", None
+        pdu = frame[24 : 20 + mac_len]
+        data, fcs = pdu[:-4], pdu[-4:]
+        pdu_type, ip = int.from_bytes(data[12:14], "big"), data[14:]
+        if pdu_type == 0x0806 or (pdu_type == 0x0800 and self._is_dhcp(ip)):
+            return "punted", frame
+        session = self.find(group.group_id, int.from_bytes(frame[20:22], "big"), docsis=True)
+        if session is None:
+            return "drop_up_unknown_sid", None
+        if frame[6:12] != session.mac:
+            return "drop_up_spoofed_mac", None
+        if data[6:12] != session.cpe:
+            return "drop_up_spoofed_cpe_mac", None
+        if data[0:6] != group.virtual_mac:
+            return "drop_up_pdu_not_for_us", None
+        verdict = None
+        if struct.pack("<I", zlib.crc32(data)) != fcs:
+            verdict = "bad_crc"
+        elif pdu_type != 0x0800:
+            return "drop_up_unknown_ethertype", None
+        else:
+            verdict = self._session_checks(ip, session)
+        if verdict is not None:
+            session.dropped += 1
+            return f"drop_up_{verdict}", None
+        total = int.from_bytes(ip[2:4], "big")
+        session.up_packets += 1
+        session.up_bytes += total
+        return "forwarded_up", GW_MAC + CORE_MAC + b"\x08\x00" + after_hop(ip[:total])
+
+    def _session_checks(self, ip: bytes, session: RefSession) -> str | None:
+        verdict = self._check_ipv4(ip)
+        if verdict is None and int.from_bytes(ip[12:16], "big") != session.ip:
+            verdict = "spoofed_ip"
+        if verdict is None and ip[8] <= 1:
+            verdict = "ttl_exceeded"
+        if verdict is None and not self.gateway_known:
+            verdict = "no_next_hop"
+        return verdict
+
+    @staticmethod
+    def _is_dhcp(ip: bytes) -> bool:
+        """RFC 2131: to UDP port 67; the ports of the first fragment, inside the PDU."""
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[0] & 0xF < 5:
+            return False
+        ihl4 = (ip[0] & 0xF) * 4
+        if ihl4 + 4 > len(ip) or ip[9] != 17 or int.from_bytes(ip[6:8], "big") & 0x1FFF:
+            return False
+        return int.from_bytes(ip[ihl4 + 2 : ihl4 + 4], "big") == 67
 
     @staticmethod
     def _check_ipv4(ip: bytes) -> str | None:
@@ -195,11 +288,17 @@ class Reference:
         if session is None:
             return "drop_down_unknown_session", None
         total = int.from_bytes(ip[2:4], "big")
-        if ip[8] <= 1 or total > MRU:
+        if ip[8] <= 1 or total > (DOCSIS_MTU if session.cpe else MRU):
             session.dropped += 1
             return ("drop_down_ttl_exceeded" if ip[8] <= 1 else "drop_down_too_big"), None
         session.down_packets += 1
         session.down_bytes += total
+        if session.cpe:
+            pdu = session.cpe + group.virtual_mac + b"\x08\x00" + after_hop(ip[:total])
+            pdu += struct.pack("<I", zlib.crc32(pdu))
+            head = b"\x00\x00" + len(pdu).to_bytes(2, "big")
+            head += struct.pack("<H", crc16_x25(head))
+            return "forwarded_down", session.mac + group.virtual_mac + b"\x88\xb6" + head + pdu
         pppoe = b"\x11\x00" + session.sid.to_bytes(2, "big") + (total + 2).to_bytes(2, "big")
         header = session.mac + group.virtual_mac + b"\x88\x64" + pppoe + b"\x00\x21"
         return "forwarded_down", header + after_hop(ip[:total])
@@ -217,19 +316,25 @@ class Scenario:
 def scenarios(draw: st.DrawFn) -> Scenario:
     groups = draw(st.sampled_from([GROUPS, GROUPS[:1], GROUPS, []]))
     sessions: list[RefSession] = []
-    taken: set[tuple[int, int]] = set()
     ips: set[int] = set()
+    taken: set[tuple[int, int, bool]] = set()
     for key in range(1, draw(st.integers(0, 12)) + 1):
         if not groups:
             break
         g = draw(st.sampled_from(groups))
         sid = draw(st.integers(1, 8))
         ip = int(g.pool.network_address) + draw(st.integers(1, 40))
-        if (g.group_id, sid) in taken or ip in ips:
+        docsis = draw(st.booleans())
+        if (g.group_id, sid, docsis) in taken or ip in ips:
             continue
-        taken.add((g.group_id, sid))
+        taken.add((g.group_id, sid, docsis))
         ips.add(ip)
-        sessions.append(RefSession(key, g.group_id, sid, client_mac(draw(st.integers(1, 9))), ip))
+        n = draw(st.integers(1, 9))
+        if docsis:
+            session = RefSession(key, g.group_id, sid, cm_mac(n), ip, cpe=cpe_mac(n))
+        else:
+            session = RefSession(key, g.group_id, sid, client_mac(n), ip)
+        sessions.append(session)
     return Scenario(groups, sessions, draw(st.sampled_from([True, True, False])))
 
 
@@ -295,6 +400,105 @@ def _tweak(draw: st.DrawFn, frame: bytes, tweaks: list[Tweak]) -> bytes:
     return _apply(frame, draw(st.sampled_from(tweaks)))
 
 
+# DOCSIS upstream (offsets in the carrier frame; negative ones count from the end, where the
+# PDU's CRC is: these frames are never padded). "xor" flips bits. A tweak in the MAC header
+# may come with its HCS recomputed (:func:`with_hcs`), to reach the checks behind the HCS.
+CABLE_TWEAKS: list[Tweak] = [
+    (0, "set", OTHER_MAC), (0, "set", BROADCAST), (0, "set", GROUPS[1].virtual_mac),
+    (6, "set", cm_mac(99)), (12, "set", b"\x88\x64"), (14, "set", b"\x00"),
+    (14, "set", b"\xc4"), (14, "set", b"\xc8"), (14, "set", b"\xc2"), (14, "set", b"\xc1"),
+    (14, "set", b"\x03"), (14, "set", b"\x81"), (15, "set", b"\x05"), (16, "add16", 1),
+    (16, "add16", -1), (16, "add16", -4), (16, "add16", -40), (16, "set", b"\x00\x15"),
+    (18, "set", b"\x12"), (18, "set", b"\x23"), (19, "set", b"\x07"), (20, "add16", 1),
+    (20, "set", b"\x40"), (20, "set", b"\x00\x00"), (22, "xor", b"\x01"), (23, "xor", b"\x80"),
+    (24, "set", OTHER_MAC), (24, "set", BROADCAST), (30, "set", cpe_mac(99)),
+    (36, "set", b"\x86\xdd"), (36, "set", b"\x08\x06"), (38, "set", b"\x55"),
+    (38, "set", b"\x44"), (38, "set", b"\x46"), (40, "add16", 1), (40, "add16", -1),
+    (40, "set", b"\x00\x13"), (44, "set", b"\x00\x01"), (46, "set", b"\x01"),
+    (46, "set", b"\x02"), (47, "set", b"\x06"), (50, "add16", 1), (60, "set", b"\x00\x43"),
+    (-1, "xor", b"\x01"), (-4, "xor", b"\x20"), (-5, "xor", b"\xff"), (0, "cut", 1),
+    (0, "cut", 5),
+]  # fmt: skip
+
+
+def with_hcs(frame: bytes) -> bytes:
+    """``frame`` with the HCS of its (Request EH) MAC header recomputed."""
+    if len(frame) < 24:
+        return frame
+    return frame[:22] + struct.pack("<H", crc16_x25(frame[14:22])) + frame[24:]
+
+
+def _apply_cable(frame: bytes, tweak: Tweak, fix_hcs: bool) -> bytes:
+    offset, kind, value = tweak
+    if kind == "xor":
+        assert isinstance(value, bytes)
+        body = bytearray(frame)
+        body[offset] ^= value[0]
+        return bytes(body)
+    out = _apply(frame, tweak)
+    return with_hcs(out) if fix_hcs and 14 <= offset < 22 else out
+
+
+def cable_frame(
+    dst: bytes, cm: bytes, sid: int, pdu_dst: bytes, cpe: bytes, ethertype: int, payload: bytes
+) -> bytes:
+    """A carrier frame with a Packet PDU naming ``sid`` (built by the codec)."""
+    pdu = PacketFrame(pdu_dst, cpe, ethertype, payload, (RequestEh(sid & 0xFF, sid),))
+    return encode_carrier(dst, cm, encode_frame(pdu))
+
+
+def _to_port(ip: bytes, port: int) -> bytes:
+    """``ip`` (UDP) with its destination port set to ``port``."""
+    at = (ip[0] & 0x0F) * 4 + 2
+    return ip[:at] + port.to_bytes(2, "big") + ip[at + 2 :]
+
+
+def cable_frames(s: Scenario, clean: bool) -> st.SearchStrategy[bytes]:
+    """Upstream DOCSIS carriers: modems' packets, management, requests, DHCP, ARP."""
+    modems = [x for x in s.sessions if x.cpe]
+
+    @st.composite
+    def frame(draw: st.DrawFn) -> bytes:
+        kinds = ["modem"] * 6 if modems else ["packet"]
+        kinds += ["packet", "management", "request", "dhcp", "arp"] if not clean else []
+        kind = draw(st.sampled_from(kinds))
+        vmacs = [g.virtual_mac for g in GROUPS]
+        dst = draw(st.sampled_from(vmacs * 4 + [BROADCAST, OTHER_MAC]))
+        n = draw(st.integers(1, 9))
+        cm, cpe, sid = cm_mac(n), cpe_mac(n), draw(st.integers(0, 9))
+        if kind == "management":
+            mgmt = bytes((draw(st.sampled_from([0xC0, 0xC1, 0xC2, 0xC3])), 0, 0, 8))
+            body = mgmt + struct.pack("<H", crc16_x25(mgmt)) + bytes(8)
+            return _mutate(draw, encode_carrier(dst, cm, body), clean, ())
+        if kind == "request":
+            head = bytes((draw(st.sampled_from([0xC4, 0xC8])), 3)) + sid.to_bytes(2, "big")
+            return encode_carrier(dst, cm, head + struct.pack("<H", crc16_x25(head)))
+        g = draw(st.sampled_from(GROUPS))
+        src_ip = int(g.pool.network_address) + draw(st.integers(1, 40))
+        ttl, ihl = draw(TTLS), draw(st.sampled_from([5, 5, 5, 6, 4]))
+        pdu_dst = dst
+        if kind == "modem":
+            x = draw(st.sampled_from(modems))
+            dst = pdu_dst = _vmac(x.group)
+            cm, cpe, sid, src_ip = x.mac, x.cpe, x.sid, x.ip
+            if clean:
+                ttl, ihl = 64, 5
+        size = draw(st.integers(0, 120))
+        payload = ipv4(src_ip, ip_to_int(SERVER_IP), ttl, size, ihl, size % 3)
+        ethertype = 0x0800
+        if kind == "dhcp":
+            payload, pdu_dst = _to_port(payload, 67), draw(st.sampled_from([dst, BROADCAST]))
+        elif kind == "arp":
+            ethertype, payload, pdu_dst = 0x0806, bytes(28), BROADCAST
+        padding = bytes(draw(st.sampled_from([0, 0, 0, 3, 18]))) if not clean else b""
+        frame = cable_frame(dst, cm, sid, pdu_dst, cpe, ethertype, payload + padding)
+        if not clean and draw(st.booleans()):
+            return _apply_cable(frame, draw(st.sampled_from(CABLE_TWEAKS)), draw(st.booleans()))
+        return _mutate(draw, frame, clean, (16, 40))
+
+    return frame()
+
+
 def _vmac(group_id: int) -> bytes:
     return next(g.virtual_mac for g in GROUPS if g.group_id == group_id)
 
@@ -303,9 +507,12 @@ TTLS = st.sampled_from([64, 64, 64, 0, 1, 2, 255])
 
 
 def access_frames(s: Scenario, clean: bool) -> st.SearchStrategy[bytes]:
+    """PPPoE frames (a third DOCSIS ones: :func:`cable_frames`)."""
+    pppoe = [x for x in s.sessions if not x.cpe]
+
     @st.composite
     def frame(draw: st.DrawFn) -> bytes:
-        kinds = ["session"] * 6 if s.sessions else ["ipv4"]
+        kinds = ["session"] * 6 if pppoe else ["ipv4"]
         kinds += ["ipv4", "control", "discovery", "garbage"] if not clean else []
         kind = draw(st.sampled_from(kinds))
         if kind == "garbage":
@@ -320,7 +527,7 @@ def access_frames(s: Scenario, clean: bool) -> st.SearchStrategy[bytes]:
         src_ip = int(g.pool.network_address) + draw(st.integers(1, 40))
         ttl, ihl = draw(TTLS), draw(st.sampled_from([5, 5, 5, 6, 4]))
         if kind == "session":
-            x = draw(st.sampled_from(s.sessions))
+            x = draw(st.sampled_from(pppoe))
             dst, src, sid, src_ip = _vmac(x.group), x.mac, x.sid, x.ip
             if clean:
                 ttl, ihl = 64, 5
@@ -340,7 +547,7 @@ def access_frames(s: Scenario, clean: bool) -> st.SearchStrategy[bytes]:
             return _tweak(draw, frame, UP_TWEAKS)
         return _mutate(draw, frame, clean, (18, 24))
 
-    return frame()
+    return st.one_of(frame(), frame(), cable_frames(s, clean))
 
 
 def core_frames(s: Scenario, clean: bool) -> st.SearchStrategy[bytes]:
@@ -352,7 +559,7 @@ def core_frames(s: Scenario, clean: bool) -> st.SearchStrategy[bytes]:
         ethertype = draw(st.sampled_from([b"\x08\x00"] * 8 + [b"\x86\xdd"]))
         g = draw(st.sampled_from(GROUPS))
         dst_ip = int(g.pool.network_address) + draw(st.integers(0, 70))
-        size = draw(st.sampled_from([0, 18, 100, 1464, 1471, 1472, 1473]))
+        size = draw(st.sampled_from([0, 18, 100, 1464, 1471, 1472, 1473, 1479, 1480, 1481]))
         ttl, ihl = draw(TTLS), draw(st.sampled_from([5, 5, 5, 7, 3]))
         tweak = False
         if s.sessions and (clean or draw(st.booleans())):
@@ -408,21 +615,17 @@ def _worker(s: Scenario, per_frame_limit: int = 16) -> Worker:
     )
     worker = Worker(cfg)
     worker.assign_groups(s.groups)
-    rules = [
-        SessionRule(
-            RuleOp.INSTALL,
-            x.key,
-            x.group,
-            TrafficEndpoint(
-                x.mac, next(g.virtual_mac for g in s.groups if g.group_id == x.group), x.sid
-            ),
-            x.ip,
-        )
-        for x in s.sessions
-    ]
+    rules = [SessionRule(RuleOp.INSTALL, x.key, x.group, _endpoint(s, x), x.ip) for x in s.sessions]
     results, _ = worker.apply_rules(rules)
     assert all(r.ok for r in results)
     return worker
+
+
+def _endpoint(s: Scenario, x: RefSession) -> TrafficEndpoint:
+    vmac = next(g.virtual_mac for g in s.groups if g.group_id == x.group)
+    if x.cpe:
+        return TrafficEndpoint(x.mac, vmac, cm_sid=x.sid, access=AccessType.DOCSIS, cpe_mac=x.cpe)
+    return TrafficEndpoint(x.mac, vmac, x.sid)
 
 
 SKIP = {"arp_replied", "arp_learned", "arp_ignored", "drop_down_bad_arp"}
@@ -557,3 +760,102 @@ def test_downstream_near_misses(tweak: Tweak | None, alone: bool, limit: int) ->
     outcome, output = ref.core(frame)
     assert result.to_access.frames() == ([output] if outcome == "forwarded_down" else [])
     assert worker.counters()[outcome] == 1
+
+
+# DOCSIS: a modem with the same number as NEAR's PPPoE session (SID 3, group 5) beside it.
+NEAR_CABLE = Scenario(
+    GROUPS[:1],
+    [
+        NEAR.sessions[0],
+        RefSession(2, 5, 3, cm_mac(3), int(GROUPS[0].pool.network_address) + 4, cpe=cpe_mac(3)),
+    ],
+    True,
+)
+GOOD_CABLE = cable_frame(
+    GROUPS[0].virtual_mac,
+    cm_mac(3),
+    3,
+    GROUPS[0].virtual_mac,
+    cpe_mac(3),
+    0x0800,
+    ipv4(NEAR_CABLE.sessions[1].ip, ip_to_int(SERVER_IP), 64, 26),
+)
+GOOD_CABLE_DOWN = (
+    CORE_MAC + GW_MAC + b"\x08\x00" + ipv4(ip_to_int(SERVER_IP), NEAR_CABLE.sessions[1].ip, 64, 26)
+)
+
+
+@pytest.mark.parametrize("fix_hcs", [False, True], ids=["hcs_as_is", "hcs_fixed"])
+@pytest.mark.parametrize("tweak", [None, *CABLE_TWEAKS], ids=str)
+@pytest.mark.parametrize(("alone", "limit"), PATHS, ids=PATH_IDS)
+def test_cable_upstream_near_misses(
+    tweak: Tweak | None, fix_hcs: bool, alone: bool, limit: int
+) -> None:
+    frame = GOOD_CABLE if tweak is None else _apply_cable(GOOD_CABLE, tweak, fix_hcs)
+    worker, ref = _worker(NEAR_CABLE, limit), Reference(NEAR_CABLE.groups, True)
+    ref.sessions = {s.key: RefSession(**vars(s)) for s in NEAR_CABLE.sessions}
+    frames = [frame] if alone else [frame, b"\x00"]
+    result = worker.process_access(RxBatch.of(frames))
+    outcome, output = ref.access(frame)
+    assert result.to_core.frames() == ([output] if outcome == "forwarded_up" else [])
+    assert result.punts == ([output] if outcome == "punted" else [])
+    assert worker.counters()[outcome] == 1
+    assert sorted(worker.usage(changed_only=False), key=lambda u: u.session_key) == [
+        s.usage() for s in ref.sessions.values()
+    ]
+
+
+@pytest.mark.parametrize("tweak", [None, *DOWN_TWEAKS], ids=str)
+@pytest.mark.parametrize(("alone", "limit"), PATHS, ids=PATH_IDS)
+def test_cable_downstream_near_misses(tweak: Tweak | None, alone: bool, limit: int) -> None:
+    frame = GOOD_CABLE_DOWN if tweak is None else _apply(GOOD_CABLE_DOWN, tweak)
+    worker, ref = _worker(NEAR_CABLE, limit), Reference(NEAR_CABLE.groups, True)
+    ref.sessions = {s.key: RefSession(**vars(s)) for s in NEAR_CABLE.sessions}
+    frames = [frame] if alone else [frame, b"\x00"]
+    result = worker.process_core(RxBatch.of(frames))
+    outcome, output = ref.core(frame)
+    assert result.to_access.frames() == ([output] if outcome == "forwarded_down" else [])
+    assert worker.counters()[outcome] == 1
+
+
+# ---- corrupted DOCSIS frames: never raise, never forward ----------------------------------------
+@st.composite
+def corrupted_cable(draw: st.DrawFn) -> bytes:
+    """A modem's good frame with its HCS, its PDU's CRC (or any PDU byte after the headers),
+    its LEN or its SID changed; LEN and SID changes keep a wrong HCS or get a right one."""
+    x = draw(st.sampled_from(NEAR_CABLE.sessions[1:]))
+    size = draw(st.integers(0, 1400))
+    ip = ipv4(x.ip, ip_to_int(SERVER_IP), draw(st.integers(2, 255)), size)
+    frame = bytearray(
+        cable_frame(GROUPS[0].virtual_mac, x.mac, x.sid, GROUPS[0].virtual_mac, x.cpe, 0x800, ip)
+    )
+    what = draw(st.sampled_from(["hcs", "crc", "pdu", "len", "sid"]))
+    if what == "hcs":
+        frame[draw(st.sampled_from([22, 23]))] ^= draw(st.integers(1, 255))
+    elif what == "crc":
+        frame[draw(st.integers(len(frame) - 4, len(frame) - 1))] ^= draw(st.integers(1, 255))
+    elif what == "pdu":
+        frame[draw(st.integers(38, len(frame) - 5))] ^= draw(st.integers(1, 255))
+    else:
+        at = 16 if what == "len" else 20
+        old = int.from_bytes(frame[at : at + 2], "big")
+        new = draw(st.integers(0, 0xFFFF).filter(lambda v: v != old))
+        frame[at : at + 2] = new.to_bytes(2, "big")
+        if draw(st.booleans()):
+            frame = bytearray(with_hcs(bytes(frame)))
+    if draw(st.booleans()):
+        frame = frame[: draw(st.integers(0, len(frame)))]
+    return bytes(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@pytest.mark.parametrize("limit", [16, 0], ids=["per_frame", "vectorized"])
+@given(bad=st.lists(corrupted_cable(), min_size=1, max_size=20))
+def test_corrupted_docsis_frames_never_raise_and_never_forward(
+    limit: int, bad: list[bytes]
+) -> None:
+    worker = _worker(NEAR_CABLE, limit)
+    result = worker.process_access(RxBatch.of([GOOD_CABLE, *bad, GOOD_CABLE]))
+    assert result.to_core.count == 2
+    assert result.to_core.rows.tolist() == [0, len(bad) + 1]
+    assert result.punts == []

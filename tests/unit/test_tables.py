@@ -15,6 +15,7 @@ from vnf.model.addresses import ip_to_int
 from vnf.model.group import SubscriberGroup
 from vnf.model.session import (
     AccessType,
+    Qos,
     RuleOp,
     RuleResult,
     SessionRule,
@@ -162,7 +163,7 @@ def _bad(
         (_bad(client_mac=b"\x01" * 6), RuleError.BAD_CLIENT_MAC),
         (_bad(client_mac=b"\x02"), RuleError.BAD_CLIENT_MAC),
         (_bad(ac_mac=client_mac(3)), RuleError.AC_MAC_MISMATCH),
-        (_bad(access=AccessType.DOCSIS), RuleError.UNSUPPORTED_ACCESS),
+        (_bad(access=3), RuleError.UNSUPPORTED_ACCESS),
         (_bad(ip="100.64.1.9"), RuleError.IP_OUTSIDE_POOL),
         (_bad(ip="0.0.0.0"), RuleError.IP_OUTSIDE_POOL),
         (_bad(pppoe_session_id=2, ip="100.64.0.1"), RuleError.IP_TAKEN),
@@ -259,3 +260,104 @@ def test_groups_leaving_take_their_sessions(table: SessionTable) -> None:
     assert table.usage() == [Usage(2, 1, 100)]
     assert table.assign_groups([]) == [Usage(2, 1, 100)]
     assert len(table) == 0
+
+
+# ---- DOCSIS rules and QoS -------------------------------------------------------------------
+CPE = bytes.fromhex("0a00000000c1")
+NO_QOS = Qos()
+
+
+def _cable(
+    key: int = 9,
+    sid: int = 1,
+    ip: str = "100.64.0.9",
+    op: RuleOp = RuleOp.INSTALL,
+    qos: Qos = NO_QOS,
+    **kw: object,
+) -> SessionRule:
+    """Key 9 in group 1: a modem (client 1) with SID ``sid`` and CPE ``CPE``."""
+    endpoint = TrafficEndpoint(
+        client_mac(1), VMAC1, cm_sid=sid, access=AccessType.DOCSIS, cpe_mac=CPE
+    )
+    endpoint = dataclasses.replace(endpoint, **kw)  # type: ignore[arg-type]
+    return SessionRule(op, key, 1, endpoint, ip_to_int(ip), qos)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (_cable(sid=0), RuleError.BAD_SID),
+        (_cable(sid=0x4000), RuleError.BAD_SID),
+        (_cable(client_mac=b"\x01" * 6), RuleError.BAD_CLIENT_MAC),
+        (_cable(cpe_mac=b""), RuleError.BAD_CPE_MAC),
+        (_cable(cpe_mac=b"\xff" * 6), RuleError.BAD_CPE_MAC),
+        (_cable(ac_mac=client_mac(3)), RuleError.AC_MAC_MISMATCH),
+        (dataclasses.replace(_cable(), group=99), RuleError.UNKNOWN_GROUP),
+        (_cable(ip="100.64.1.9"), RuleError.IP_OUTSIDE_POOL),
+        (_cable(sid=2, ip="100.64.0.1"), RuleError.IP_TAKEN),
+        (_cable(key=8, sid=7, ip="100.64.0.8"), RuleError.SLOT_TAKEN),
+    ],
+)
+def test_docsis_rule_errors(table: SessionTable, bad: SessionRule, error: str) -> None:
+    assert table.install(rule(1, 1)).ok  # PPPoE id 1 and 100.64.0.1
+    assert table.install(_cable(key=7, sid=7, ip="100.64.0.7")).ok
+    results, _ = table.apply([bad])
+    assert results == [RuleResult(bad.session_key, False, error)]
+    assert len(table) == 2
+
+
+def test_docsis_sessions_live_in_their_own_region(table: SessionTable) -> None:
+    """A PPPoE session id and a SID of the same number in one group are two slots."""
+    assert table.install(rule(1, 5)).ok
+    assert table.install(_cable(sid=5)).ok
+    gslot = table.groups.slot_of(1) or 0
+    pppoe, docsis = table.slot_of(1), table.slot_of(9)
+    assert pppoe == gslot << 16 | 5
+    assert docsis == table.docsis_base + (gslot << 14 | 5) == table.docsis_slot(gslot, 5)
+    assert table.docsis_base == (table.groups.max_groups + 1) << 16
+    assert table.valid[[pppoe, docsis]].all() and table.docsis_sessions == 1
+    assert table.cpe_mac[docsis] == int.from_bytes(CPE, "big")
+    assert bytes(table.docsis_encap[docsis - table.docsis_base]) == (
+        client_mac(1) + VMAC1 + b"\x88\xb6" + bytes(6) + CPE + VMAC1 + b"\x08\x00"
+    )
+    # the MAC lookup's base finds the DOCSIS slot too
+    base, _ = table.groups.lookup_macs(u64(int.from_bytes(VMAC1, "big")))
+    assert table.docsis_base + (int(np.broadcast_to(base, (1,))[0]) >> 2 | 5) == docsis
+    index = table.groups.lookup_ips(u64(ip_to_int("100.64.0.9")))
+    assert table.ip_slot[index].tolist() == [docsis]
+    assert table.remove(9)[0].ok and table.docsis_sessions == 0 and not table.valid[docsis]
+
+
+def test_modify_between_access_types_moves_counters(table: SessionTable) -> None:
+    table.install(rule(9, 3, 1, ip="100.64.0.9"))
+    _count(table, 9, 2)
+    assert table.modify(_cable(op=RuleOp.MODIFY, sid=3)).ok
+    slot = table.slot_of(9)
+    assert slot is not None and slot >= table.docsis_base and table.docsis_sessions == 1
+    assert table.usage_of(9) == Usage(9, 2, 200)
+    assert not table.valid[(table.groups.slot_of(1) or 0) << 16 | 3]
+
+
+def test_qos_buckets_follow_the_rule(table: SessionTable) -> None:
+    assert table.install(_cable(qos=Qos(up_kbps=8_000, down_kbps=0, burst_bytes=1000))).ok
+    slot = table.slot_of(9)
+    assert slot is not None
+    up, down = table.qos_up, table.qos_down
+    assert up.limited[slot] and not down.limited[slot] and (up.count, down.count) == (1, 0)
+    # 8 Mbit/s = 1 MB/s: 10 ms of it (10 000 bytes) beats 3044 and the burst of 1000
+    assert up.depth[slot] == up.tokens[slot] == 10_000
+    assert up.rate[slot] == pytest.approx(1e6 / 1e9)
+    up.tokens[slot] = 4_000.0
+    # a slower rate: the depth shrinks to the DOCSIS default burst and clamps the tokens
+    slower = _cable(op=RuleOp.MODIFY, qos=Qos(up_kbps=800, down_kbps=64, burst_bytes=0))
+    assert table.modify(slower).ok
+    assert up.depth[slot] == up.tokens[slot] == 3044
+    assert down.limited[slot] and down.tokens[slot] == 3044
+    # a move to another slot takes the buckets along
+    moved = dataclasses.replace(slower, endpoint=dataclasses.replace(slower.endpoint, cm_sid=4))
+    assert table.modify(moved).ok
+    new = table.slot_of(9)
+    assert new is not None and new != slot
+    assert up.limited[new] and not up.limited[slot] and up.count == 1
+    assert table.remove(9)[0].ok
+    assert not up.limited[new] and up.tokens[new] == 0 and (up.count, down.count) == (0, 0)
