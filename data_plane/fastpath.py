@@ -16,9 +16,9 @@ at byte 38), so the cost is a fixed number of numpy calls per *batch*, not per f
    PDU with exactly one Request EH element, a right HCS, a session at the SID whose CM and
    CPE MACs match, the PDU addressed to the group, IPv4 without options and not to the DHCP
    server port, anti-spoofing, TTL, and last the PDU's CRC-32. The HCS is one XOR of three
-   table gathers (CRC-16 is affine: see :func:`_crc16_field_table`); the CRC-32 is one
-   ``zlib.crc32`` per DOCSIS frame over a memoryview of its row, the only per-frame call on
-   the forwarding path (PPPoE frames never pay it).
+   table gathers (CRC-16 is affine); the CRC-32 is one ``zlib.crc32`` per DOCSIS frame over
+   a memoryview of its row, the only per-frame call on the forwarding path (PPPoE frames
+   never pay it). :mod:`data_plane.cable` has these DOCSIS parts.
 2. **Exceptions.** Frames that miss the gate get their verdict (forward, punt, or a drop
    reason) one by one in Python when there are few of them (:data:`PER_FRAME_LIMIT`: a
    batch with one LCP echo in it stays cheap), or all at once with vectorized checks when
@@ -85,13 +85,12 @@ nothing here raises on frame contents.
 from __future__ import annotations
 
 import sys
-import zlib
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from data_plane.cable import CableUp, crc32s, docsis_downstream_hcs
 from data_plane.io.base import RxBatch, TxBatch
 from data_plane.qos import TokenBuckets
 from data_plane.tables import (
@@ -104,29 +103,19 @@ from data_plane.tables import (
     SessionTable,
 )
 from data_plane.verdicts import (
-    BOOTPS_PORT,
-    CRC32_RESIDUE,
-    DOCSIS_HEADER_LEN,
     DOCSIS_IP_OFFSET,
     DOCSIS_MTU,
     DOWN_CHARGED,
     ETH_LEN,
     ETHERTYPE_ARP,
     ETHERTYPE_PPPOE_DISCOVERY,
-    FC_PACKET_EHDR,
-    FC_QUEUE_DEPTH_REQUEST,
-    FC_REQUEST,
-    IPPROTO_UDP,
-    PDU_MIN,
-    REQUEST_EH,
-    REQUEST_EH_LEN,
     UP_CHARGED,
     Down,
     Up,
     classify_access,
     classify_core,
+    first_match,
 )
-from vnf.codec.docsis import crc16_x25
 
 BROADCAST = 0xFFFF_FFFF_FFFF
 PER_FRAME_LIMIT = 16
@@ -148,7 +137,6 @@ Rows = npt.NDArray[np.integer[Any]]
 _BE64 = np.dtype(">u8")
 _BE16 = np.dtype(">u2")
 _WORDS = 5
-_MORE_WORDS = 3
 
 
 def _k(value: int) -> U64:
@@ -161,21 +149,18 @@ _6 = _k(6)
 _8 = _k(8)
 _14 = _k(ETH_LEN)
 _16 = _k(16)
-_18 = _k(PDU_MIN)
 _20 = _k(20)
 _22 = _k(ENCAP_LEN)
 _32 = _k(32)
 _38 = _k(DOCSIS_ENCAP_LEN + CRC_LEN)
-_40 = _k(40)
+_PDU_OVERHEAD = _k(ETH_LEN + CRC_LEN)  # a downstream PDU's LEN: its header, packet, CRC
 _48 = _k(48)
-_FF = _k(0xFF)
 _FF00 = _k(0xFF00)
 _0100 = _k(0x0100)
 _FFFF = _k(0xFFFF)
 _FEFF = _k(0xFEFF)
 _F000 = _k(0xF000)
 _4000 = _k(0x4000)
-_1FFF = _k(0x1FFF)
 _IHL4 = _k(0x3C)
 _LOW32 = _k(0xFFFF_FFFF)
 _HIGH20 = _k(0xFFFF_F000)
@@ -195,25 +180,7 @@ _ET_SESSION = _k(ETHERTYPE_PPPOE_SESSION)
 _ET_DISCOVERY = _k(ETHERTYPE_PPPOE_DISCOVERY)
 _ET_ARP = _k(ETHERTYPE_ARP)
 _ET_IPV4 = _k(ETHERTYPE_IPV4)
-# DOCSIS upstream: carrier type, FC 0x01 and MAC_PARM (ELEN) 4 in one word; the EH byte
-# 0x13 and the SID's two top bits (0) in another; PDU type 0x0800 and IPv4 0x45 in a third.
 _ET_DOCSIS = _k(ETHERTYPE_DOCSIS)
-_DOCSIS_SHAPE = _k(ETHERTYPE_DOCSIS << 16 | FC_PACKET_EHDR << 8 | REQUEST_EH_LEN)
-_EH_MASK = _k(0x0000_FF00_C000_0000)
-_EH_REQUEST = _k(REQUEST_EH << 40)
-_SID = _k(0x3FFF)
-_PDU_IPV4_45 = _k(ETHERTYPE_IPV4 << 16 | 0x4500)
-_MGMT_MASK = _k(0xFC)
-_MGMT = _k(0xC0)
-_FC_REQUEST = _k(FC_REQUEST)
-_FC_QUEUE_DEPTH_REQUEST = _k(FC_QUEUE_DEPTH_REQUEST)
-_DOCSIS_MIN_LEN = _k(REQUEST_EH_LEN + PDU_MIN)  # LEN of the shortest Packet PDU frame
-_DOCSIS_HLEN = _k(DOCSIS_HEADER_LEN)
-_MAC_HLEN = _k(ETH_LEN + 6)  # carrier + FC, MAC_PARM, LEN, HCS: LEN counts from here
-_LEN_PAST_IP = _k(REQUEST_EH_LEN + PDU_MIN)  # LEN ≥ total + this: the packet fits the PDU
-_UDP = _k(IPPROTO_UDP)
-_BOOTPS = _k(BOOTPS_PORT)
-_CRC32_RESIDUE = np.array(CRC32_RESIDUE, dtype=np.uint32)
 _CRC_BYTES = np.arange(CRC_LEN, dtype=np.int64)
 _UP_CHARGED = np.array([v in UP_CHARGED for v in Up], dtype=bool)
 _DOWN_CHARGED = np.array([v in DOWN_CHARGED for v in Down], dtype=bool)
@@ -257,76 +224,6 @@ def _hop_rows(buf: U8, rows: Rows, ttl_column: int) -> None:
     c = ttl_column >> 1
     words[rows, c] -= _TTL_ONE
     words[rows, c + 1] = _HOP[words[rows, c + 1]]
-
-
-# ---- DOCSIS header checksums ----------------------------------------------------------------
-def _crc16_field_table(template: bytes, at: int, bits: int) -> U16:
-    """For every value v of the ``bits``-bit big-endian field at byte ``at`` of ``template``
-    (where the field is 0): ``crc16_x25(template with v) ^ crc16_x25(template)``.
-
-    CRC-16/X.25 (the HCS) is affine over GF(2) for messages of one length: crc(a ^ b) =
-    crc(a) ^ crc(b) ^ crc(0). So a header's HCS is crc16_x25(template) XOR one such table
-    entry per variable field, and each table is the XOR of one contribution per set bit of
-    v, each from one crc16_x25 call.
-    """
-    width = (bits + 7) // 8
-    base = crc16_x25(template)
-    values = np.arange(1 << bits, dtype=np.uint32)
-    table = np.zeros(1 << bits, dtype=np.uint16)
-    for bit in range(bits):
-        message = bytearray(template)
-        message[at : at + width] = (1 << bit).to_bytes(width, "big")
-        contribution = np.uint16(crc16_x25(bytes(message)) ^ base)
-        table ^= np.where((values >> bit) & 1, contribution, np.uint16(0)).astype(np.uint16)
-    return table
-
-
-def _wire_order(crc: U16) -> U16:
-    """HCS values as the big-endian read of their two wire bytes (low byte first)."""
-    return ((crc >> 8) | (crc << 8)).astype(np.uint16)
-
-
-# Upstream header: FC 0x01, ELEN 4, LEN, Request EH (0x13, mini-slots, SID). The constant
-# part goes into the mini-slot table, so HCS = len_table ^ mini_slot_table ^ sid_table.
-_UP_TEMPLATE = bytes((FC_PACKET_EHDR, REQUEST_EH_LEN, 0, 0, REQUEST_EH, 0, 0, 0))
-_HCS_UP_LEN = _wire_order(_crc16_field_table(_UP_TEMPLATE, 2, 16))
-_HCS_UP_MINI_SLOTS = _wire_order(
-    _crc16_field_table(_UP_TEMPLATE, 5, 8) ^ np.uint16(crc16_x25(_UP_TEMPLATE))
-)
-_HCS_UP_SID = _wire_order(_crc16_field_table(_UP_TEMPLATE, 6, 14))
-# Downstream header: FC 0x00, MAC_PARM 0, LEN. Stored as native uint16s whose memory is
-# the two wire bytes, for one 16-bit store per frame.
-_DOWN_TEMPLATE = bytes(4)
-_HCS_DOWN = (
-    (_crc16_field_table(_DOWN_TEMPLATE, 2, 16) ^ np.uint16(crc16_x25(_DOWN_TEMPLATE)))
-    .astype("<u2")
-    .view(np.uint16)
-)
-
-
-def docsis_upstream_hcs(mac_len: U64, mini_slots: U64, sid: U64) -> U16:
-    """The HCS of upstream Packet PDU headers [0x01, 4, LEN, 0x13, mini-slots, SID], read as
-    a big-endian 16-bit word from the wire (``sid`` within 14 bits)."""
-    hcs: U16 = _HCS_UP_LEN[mac_len] ^ _HCS_UP_MINI_SLOTS[mini_slots] ^ _HCS_UP_SID[sid]
-    return hcs
-
-
-def docsis_downstream_hcs(mac_len: U64) -> U16:
-    """The HCS of downstream headers [0x00, 0x00, LEN], as native ``uint16`` whose memory
-    holds the two wire bytes (low byte first)."""
-    hcs: U16 = _HCS_DOWN[mac_len]
-    return hcs
-
-
-def _crc32s(buf: U8, starts: Rows, ends: Rows) -> npt.NDArray[np.uint32]:
-    """zlib.crc32 of ``buf.reshape(-1)[starts[i] : ends[i]]`` for every i (one C call each,
-    no copy: slices of one memoryview)."""
-    if not buf.flags.c_contiguous:
-        raise ValueError("the batch buffer must be C-contiguous")  # our misuse
-    flat = buf.reshape(-1).data  # a memoryview
-    cuts = map(slice, starts.tolist(), ends.tolist())
-    crcs = map(zlib.crc32, map(flat.__getitem__, cuts))
-    return np.fromiter(crcs, dtype=np.uint32, count=len(starts))
 
 
 class Scratch:
@@ -378,21 +275,6 @@ def _words(batch: RxBatch) -> U64:
     return view.T.astype(np.uint64, order="C")
 
 
-def _more_words(batch: RxBatch, rows: Rows | None) -> U64:
-    """Bytes ``h+40 .. h+64`` of the frames ``rows`` (all: None) as three uint64 rows."""
-    c = (batch.headroom >> 3) + _WORDS
-    view = batch.buf.view(_BE64)[: batch.count, c : c + _MORE_WORDS]
-    return (view if rows is None else view[rows]).T.astype(np.uint64, order="C")
-
-
-def _first_match(n: int, checks: Sequence[tuple[Bool, int]], default: int) -> I64:
-    """Per frame, the code of the first check that holds (``default`` if none does)."""
-    verdict = np.full(n, int(default), dtype=np.int64)
-    for cond, code in reversed(checks):
-        verdict[cond] = int(code)  # a plain int: numpy converts an IntEnum slowly
-    return verdict
-
-
 def _rows_with(verdict: I64, code: int) -> Rows:
     rows: Rows = (verdict == np.array(int(code), dtype=np.int64)).nonzero()[0]
     return rows
@@ -413,7 +295,7 @@ def _charge_drops(
 ) -> None:
     """Count the drops whose verdict is ``charged`` against their sessions."""
     hit = charged[verdict]
-    if hit.any():
+    if np.count_nonzero(hit):
         slots = slot[hit]
         np.add.at(sessions.dropped, slots, sc.ones(len(slots)))
         sessions.dirty[slots] = True
@@ -428,6 +310,13 @@ def _police(
         passed = buckets.police(slot[fwd], size[fwd], batch.time_ns())
         if passed is not None:
             verdict[fwd[~passed]] = int(code)
+
+
+def _rate_limited(passed: Bool, code: int) -> I64:
+    """The verdicts of a batch that passed the gate: forward, or ``code`` where refused."""
+    verdict: I64 = (~passed).astype(np.int64)
+    verdict *= int(code)
+    return verdict
 
 
 # ---- upstream -----------------------------------------------------------------------------
@@ -470,25 +359,33 @@ def upstream(
     length_ok = (plen + _20 <= length) & (total + _2 <= plen) & (total >= _20)
     ok = ours & valid & mac_ok & ip_ok & ttl_ok & header_ok & length_ok
     misses = n - int(np.count_nonzero(ok))
-    cable: _CableUp | None = None
+    cable: CableUp | None = None
     if misses:  # DOCSIS frames never pass the PPPoE gate
         is_docsis = ((w1 >> _16) & _FFFF) == _ET_DOCSIS
-        if is_docsis.any():
-            cable = _CableUp(batch, words, length, base, ours, src_mac, is_docsis, sessions)
+        if np.count_nonzero(is_docsis):
+            cable = CableUp(batch, words, length, base, ours, src_mac, is_docsis, sessions)
             rows = cable.index
             ok[rows], slot[rows], total[rows] = cable.gate, cable.slot, cable.total
             misses = n - int(np.count_nonzero(ok))
     qos = sessions.qos_up
-    policed = bool(qos.count) and bool(qos.limited[slot].any())
-    if next_hop_header is not None and misses == 0 and not policed:
-        stats[Up.FORWARD] += n
-        every = scratch.rows(n)
-        offsets = _decap(buf, n, h, next_hop_header, every, cable, scratch)
-        tx = TxBatch(buf, every, offsets, total + _14)
-        _count(sessions.up_packets, sessions.up_bytes, sessions.dirty, slot, total, scratch.ones(n))
-        return tx, []
-
-    if next_hop_header is not None and misses <= per_frame_limit:
+    if next_hop_header is not None and misses == 0:
+        passed = qos.police(slot, total, batch.time_ns()) if qos.count else None
+        if passed is None or np.count_nonzero(passed) == n:
+            stats[Up.FORWARD] += n
+            every = scratch.rows(n)
+            if cable is None:  # the usual batch: PPPoE only
+                buf[:n, h + 8 : h + 22] = next_hop_header
+                _hop(buf, n, h + 30)
+                offsets: Rows = scratch.const(h + 8, n)
+            else:
+                offsets = _decap(buf, n, h, next_hop_header, every, cable, scratch)
+            tx = TxBatch(buf, every, offsets, total + _14)
+            _count(
+                sessions.up_packets, sessions.up_bytes, sessions.dirty, slot, total, scratch.ones(n)
+            )
+            return tx, []
+        verdict = _rate_limited(passed, Up.RATE_LIMITED)
+    elif next_hop_header is not None and misses <= per_frame_limit:
         verdict = np.zeros(n, dtype=np.int64)  # Up.FORWARD
         for i in (~ok).nonzero()[0].tolist():
             size = int(batch.lengths[i])
@@ -504,7 +401,7 @@ def upstream(
             verdict[cable.index] = cable.verdicts(batch, standby)
         if next_hop_header is None:
             verdict[_rows_with(verdict, Up.FORWARD)] = int(Up.NO_NEXT_HOP)
-    if qos.count:
+    if misses and qos.count:
         _police(qos, batch, verdict, slot, total, Up.RATE_LIMITED)
     stats += np.bincount(verdict, minlength=len(Up))
     _charge_drops(sessions, slot, verdict, _UP_CHARGED, scratch)
@@ -533,7 +430,7 @@ def _access_verdicts(
     standby: bool,
 ) -> I64:
     """Every frame's :class:`Up` verdict at once, in the module's precedence order (the
-    DOCSIS frames' are :meth:`_CableUp.verdicts`)."""
+    DOCSIS frames' are :meth:`CableUp.verdicts`)."""
     w0, w1, w2, w3 = words
     plen = (w2 >> _32) & _FFFF
     total = w3 >> _48
@@ -556,129 +453,11 @@ def _access_verdicts(
         (~ip_ok, Up.SPOOFED_IP),
         (~ttl_ok, Up.TTL_EXCEEDED),
     ]
-    return _first_match(len(w0), checks, Up.FORWARD)
-
-
-class _CableUp:
-    """The DOCSIS frames (carrier 0x88B6) of an upstream batch: their slots, IPv4 total
-    lengths and gate, and on demand their verdicts. One per batch that has any; every array
-    is over those frames only, ``index`` says which rows they are."""
-
-    def __init__(
-        self,
-        batch: RxBatch,
-        words: U64,
-        length: U64,
-        base: I64,
-        ours: Bool,
-        src_mac: U64,
-        is_docsis: Bool,
-        sessions: SessionTable,
-    ) -> None:
-        self.is_docsis = is_docsis
-        self.every = bool(is_docsis.all())
-        rows: Rows | None = None if self.every else is_docsis.nonzero()[0]
-        self.rows: Rows = np.arange(batch.count) if rows is None else rows
-        self.index: Rows | slice = slice(None) if rows is None else rows
-        """``rows`` for fancy indexing, or every row (a slice: no copy)."""
-        w = words if rows is None else words[:, rows]
-        w0, w1, w2, w3, w4 = w
-        self.w1, self.w2, self.w4 = w1, w2, w4
-        self.w5, self.w6, self.w7 = _more_words(batch, rows)
-        self.length = length if rows is None else length[rows]
-        self.ours = ours if rows is None else ours[rows]
-        self.dst = w0 >> _16
-        self.mac_len = w2 >> _48
-        sid = (w2 >> _16) & _SID  # a SID over 14 bits is bad_docsis; masked, a valid slot
-        group_base = (base if rows is None or base.ndim == 0 else base[rows]) >> 2
-        self.slot = (sid.astype(np.intp) | group_base) + sessions.docsis_base
-        self.total = self.w5 >> _48
-        pdu_src = ((w3 & _FFFF) << _32) | (w4 >> _32)
-        self.valid = sessions.valid[self.slot]
-        self.cm_ok = sessions.client_mac[self.slot] == (src_mac if rows is None else src_mac[rows])
-        self.cpe_ok = sessions.cpe_mac[self.slot] == pdu_src
-        self.da_ok = (w3 >> _16) == self.dst
-        self.shape_ok = ((w1 & _LOW32) == _DOCSIS_SHAPE) & ((w2 & _EH_MASK) == _EH_REQUEST)
-        mini_slots = (w2 >> _32) & _FF
-        self.hcs_ok = docsis_upstream_hcs(self.mac_len, mini_slots, sid) == (w2 & _FFFF)
-        self.src_ok = sessions.ipv4[self.slot] == ((self.w6 >> _16) & _LOW32)
-        self.ttl_ok = (self.w5 & _FF00) > _0100
-        # The gate: IPv4 without options, the packet inside the PDU (padding allowed), LEN
-        # inside the frame, not UDP to port 67 (with IHL 5, the port is bytes 60-61).
-        sizes_ok = (self.total >= _20) & (self.total + _LEN_PAST_IP <= self.mac_len)
-        sizes_ok &= self.mac_len + _MAC_HLEN <= self.length
-        dhcp = ((self.w5 & _FF) == _UDP) & (((self.w7 >> _16) & _FFFF) == _BOOTPS)
-        gate = self.ours & self.shape_ok & self.hcs_ok & self.valid & self.cm_ok & self.cpe_ok
-        gate &= self.da_ok & ((w4 & _HIGH24) == _PDU_IPV4_45) & sizes_ok & self.src_ok
-        gate &= self.ttl_ok & ~dhcp
-        passing = gate.nonzero()[0]
-        if len(passing):
-            gate[passing] = self._crc_ok(batch, passing)
-        self.gate = gate
-
-    def _crc_ok(self, batch: RxBatch, which: Rows) -> Bool:
-        """Whether the PDUs of the DOCSIS frames ``which`` (LEN checked) have a right CRC."""
-        stride = batch.buf.shape[1]
-        row_start = self.rows[which] * stride + batch.headroom
-        starts = row_start + DOCSIS_HEADER_LEN
-        ends = row_start + ETH_LEN + 6 + self.mac_len[which].astype(np.int64)
-        ok: Bool = _crc32s(batch.buf, starts, ends) == _CRC32_RESIDUE
-        return ok
-
-    def verdicts(self, batch: RxBatch, standby: bool) -> I64:
-        """Every DOCSIS frame's :class:`Up` verdict at once, in the module's precedence."""
-        length, mac_len, total, w4, w5 = self.length, self.mac_len, self.total, self.w4, self.w5
-        fc = (self.w1 >> _8) & _FF
-        header = length >= _20
-        management = header & ((fc & _MGMT_MASK) == _MGMT)
-        request = header & ((fc == _FC_REQUEST) | (fc == _FC_QUEUE_DEPTH_REQUEST))
-        bad_docsis = (length < _DOCSIS_HLEN) | ~self.shape_ok | ~self.hcs_ok
-        bad_docsis |= (mac_len < _DOCSIS_MIN_LEN) | (mac_len + _MAC_HLEN > length)
-        pdu_type = (w4 >> _16) & _FFFF
-        ihl4 = (w4 >> _6) & _IHL4
-        version4 = (w4 & _F000) == _4000
-        # DHCP: IPv4 UDP to port 67, the first fragment, the port before the PDU's CRC.
-        port_at = ihl4 + _k(DOCSIS_IP_OFFSET + 2)
-        port_in = port_at + _2 + _k(CRC_LEN) <= mac_len + _MAC_HLEN
-        at = (port_at.astype(np.int64) + batch.headroom)[:, None] + _CRC_BYTES[:2]
-        np.minimum(at, batch.buf.shape[1] - 1, out=at)  # past the row: not port_in anyway
-        port = batch.buf[self.rows[:, None], at].astype(np.uint64)
-        dhcp = (pdu_type == _ET_IPV4) & version4 & (ihl4 >= _20) & port_in
-        dhcp &= ((w5 >> _16) & _1FFF) == _k(0)
-        dhcp &= ((w5 & _FF) == _UDP) & (((port[:, 0] << _8) | port[:, 1]) == _BOOTPS)
-        punt = (pdu_type == _ET_ARP) | dhcp
-        # The CRC of the frames that get as far as its check (the others' does not matter).
-        crc_ok = np.ones(len(length), dtype=bool)
-        reach = ~(bad_docsis | request | management | punt) & self.ours & self.valid
-        reach &= self.cm_ok & self.cpe_ok & self.da_ok
-        reached = reach.nonzero()[0]
-        if len(reached):
-            crc_ok[reached] = self._crc_ok(batch, reached)
-        bad_ipv4 = (mac_len < _k(REQUEST_EH_LEN + PDU_MIN + 20)) | ~version4 | (ihl4 < _20)
-        bad_ipv4 |= (total < ihl4) | (total + _LEN_PAST_IP > mac_len)
-        checks = [
-            (length < _14, Up.RUNT),
-            (~self.ours & (self.dst != _BROADCAST), Up.NOT_FOR_US),
-            (management, Up.STANDBY if standby else Up.PUNT),
-            (~self.ours, Up.NOT_FOR_US),
-            (request, Up.DOCSIS_REQUEST),
-            (bad_docsis, Up.BAD_DOCSIS),
-            (punt, Up.PUNT),
-            (~self.valid, Up.UNKNOWN_SID),
-            (~self.cm_ok, Up.SPOOFED_MAC),
-            (~self.cpe_ok, Up.SPOOFED_CPE_MAC),
-            (~self.da_ok, Up.PDU_NOT_FOR_US),
-            (~crc_ok, Up.BAD_CRC),
-            (pdu_type != _ET_IPV4, Up.UNKNOWN_ETHERTYPE),
-            (bad_ipv4, Up.BAD_IPV4),
-            (~self.src_ok, Up.SPOOFED_IP),
-            (~self.ttl_ok, Up.TTL_EXCEEDED),
-        ]
-        return _first_match(len(length), checks, Up.FORWARD)
+    return first_match(len(w0), checks, Up.FORWARD)
 
 
 def _decap(
-    buf: U8, n: int, h: int, eth: U8, fwd: Rows, cable: _CableUp | None, scratch: Scratch
+    buf: U8, n: int, h: int, eth: U8, fwd: Rows, cable: CableUp | None, scratch: Scratch
 ) -> Rows:
     """Rewrite the rows for the core; returns the offsets of the frames ``fwd`` to send.
 
@@ -750,19 +529,20 @@ def downstream(
     docsis: Bool | None = None
     if sessions.docsis_sessions:
         to_docsis = slot >= np.array(sessions.docsis_base, dtype=np.int32)
-        docsis = to_docsis if to_docsis.any() else None
+        docsis = to_docsis if np.count_nonzero(to_docsis) else None
     qos = sessions.qos_down
-    policed = bool(qos.count) and bool(qos.limited[slot].any())
-    if misses == 0 and not policed:
-        stats[Down.FORWARD] += n
-        every = scratch.rows(n)
-        offsets, extra = _encap(buf, n, h, sessions, slot, total, every, docsis, scratch)
-        tx = TxBatch(buf, every, offsets, total + extra)
-        ones = scratch.ones(n)
-        _count(sessions.down_packets, sessions.down_bytes, sessions.dirty, slot, total, ones)
-        return tx, []
-
-    if misses <= per_frame_limit:
+    if misses == 0:
+        passed = qos.police(slot, total, batch.time_ns()) if qos.count else None
+        if passed is None or np.count_nonzero(passed) == n:
+            stats[Down.FORWARD] += n
+            every = scratch.rows(n)
+            offsets, extra = _encap(buf, n, h, sessions, slot, total, every, docsis, scratch)
+            tx = TxBatch(buf, every, offsets, total + extra)
+            ones = scratch.ones(n)
+            _count(sessions.down_packets, sessions.down_bytes, sessions.dirty, slot, total, ones)
+            return tx, []
+        verdict = _rate_limited(passed, Down.RATE_LIMITED)
+    elif misses <= per_frame_limit:
         verdict = np.zeros(n, dtype=np.int64)  # Down.FORWARD
         own = core_mac.to_bytes(6, "big")
         for i in (~ok).nonzero()[0].tolist():
@@ -786,8 +566,8 @@ def downstream(
             (~ttl_ok, Down.TTL_EXCEEDED),
             (~size_ok, Down.TOO_BIG),
         ]
-        verdict = _first_match(n, checks, Down.FORWARD)
-    if qos.count:
+        verdict = first_match(n, checks, Down.FORWARD)
+    if misses and qos.count:
         _police(qos, batch, verdict, slot, total, Down.RATE_LIMITED)
     stats += np.bincount(verdict, minlength=len(Down))
     _charge_drops(sessions, slot, verdict, _DOWN_CHARGED, scratch)
@@ -831,10 +611,12 @@ def _encap(
         _encap_pppoe(buf, n, h, sessions.encap[slot], total)
     else:
         _hop(buf, n, h + ETH_LEN + 8)
+    if not len(rows):
+        return scratch.const(h - 8, len(fwd)), _22
     every = len(rows) == n
     index: Rows | slice = slice(0, n) if every else rows
     packet = total[index]
-    mac_len = packet + _k(ETH_LEN + CRC_LEN)
+    mac_len = packet + _PDU_OVERHEAD
     buf[index, h - DOCSIS_DOWN_HEADROOM : h + ETH_LEN] = sessions.docsis_encap[
         slot[index] - sessions.docsis_base
     ]
@@ -844,7 +626,7 @@ def _encap(
     # The PDU's CRC-32: from its DA (h) to the end of the packet, stored behind it.
     starts = (scratch.rows(n) if every else rows) * buf.shape[1] + h
     ends = starts + ETH_LEN + packet.astype(np.int64)
-    crc = _crc32s(buf, starts, ends)
+    crc = crc32s(buf, starts, ends)
     buf.reshape(-1)[ends[:, None] + _CRC_BYTES] = crc.astype("<u4").view(np.uint8).reshape(-1, 4)
     if every:
         return scratch.const(h - DOCSIS_DOWN_HEADROOM, n), _38

@@ -51,6 +51,7 @@ Bool = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Rows = npt.NDArray[np.integer[Any]]
+_ZERO = np.array(0.0)
 
 
 def bucket_depth(rate_bytes_per_s: float, burst_bytes: int) -> float:
@@ -70,6 +71,9 @@ class TokenBuckets:
         self.refilled_ns: I64 = np.zeros(size, dtype=np.int64)
         self.count = 0
         """Limited slots: with none, the fast path skips policing without a lookup."""
+
+    def _arrays(self) -> tuple[Bool | F64 | I64, ...]:
+        return (self.limited, self.rate, self.depth, self.tokens, self.refilled_ns)
 
     # ---- rules --------------------------------------------------------------------------
     def configure(self, slot: int, kbps: int, burst_bytes: int) -> None:
@@ -92,16 +96,15 @@ class TokenBuckets:
     def clear(self, slot: int) -> None:
         if self.limited[slot]:
             self.count -= 1
-        self.limited[slot] = False
-        self.rate[slot] = self.depth[slot] = self.tokens[slot] = 0.0
-        self.refilled_ns[slot] = 0
+        for array in self._arrays():
+            array[slot] = 0
 
     def move(self, old: int, new: int) -> None:
         """The bucket of ``old`` now belongs to ``new`` (a session that changed slot)."""
         if old == new:
             return
         self.clear(new)
-        for array in (self.limited, self.rate, self.depth, self.tokens, self.refilled_ns):
+        for array in self._arrays():
             array[new] = array[old]
         if self.limited[new]:
             self.count += 1
@@ -112,30 +115,44 @@ class TokenBuckets:
         """Per frame (``slot`` and IPv4 total length ``size``, in arrival order): whether it
         conforms. None when no frame belongs to a limited slot (everything conforms)."""
         limited = self.limited[slot]
-        if not limited.any():
+        count = np.count_nonzero(limited)
+        if not count:
             return None
-        rows: Rows = limited.nonzero()[0]
-        s = slot[rows]
-        # 1. Refill (duplicate slots all write the same value).
+        rows: Rows | None = None if count == len(slot) else limited.nonzero()[0]
+        s = slot if rows is None else slot[rows]
+        # 1. Refill: every frame gets its slot's bucket, refilled (the same for each).
         now = np.array(now_ns, dtype=np.int64)
-        elapsed = np.maximum(now - self.refilled_ns[s], 0)
-        self.tokens[s] = np.minimum(self.depth[s], self.tokens[s] + elapsed * self.rate[s])
+        gain = (now - self.refilled_ns[s]) * self.rate[s]
+        np.maximum(gain, _ZERO, out=gain)  # a clock that went back refills nothing
+        tokens = gain
+        tokens += self.tokens[s]
+        np.minimum(tokens, self.depth[s], out=tokens)
         self.refilled_ns[s] = now
-        # 2. Conform: running sum of each slot's sizes, in arrival order.
-        order = np.argsort(s, kind="stable")
+        # 2. Conform: the running sum of each slot's sizes in arrival order (a stable sort
+        # by slot, a cumulative sum, minus the sum before the slot's first frame).
+        order = s.argsort(kind="stable")
         ss = s[order]
-        bs = size[rows][order].astype(np.float64)
+        sizes = (size if rows is None else size[rows])[order].astype(np.float64)
         first = np.empty(len(ss), dtype=bool)
         first[0] = True
         np.not_equal(ss[1:], ss[:-1], out=first[1:])
-        group = np.cumsum(first) - 1
-        running = np.cumsum(bs)
+        running = np.add.accumulate(sizes)
+        # The sum before each frame is nondecreasing: kept at each slot's first frame and
+        # carried forward by a running maximum, it is the sum before the slot's first frame.
+        before = running - sizes
+        before *= first
+        running -= np.maximum.accumulate(before, out=before)
+        available = tokens[order]
+        conform = running <= available
+        # 3. Spend what passed: the conforming frames are a prefix of their slot's, so what
+        # is left is the least of available - running over them (available if none).
         starts = first.nonzero()[0]
-        running -= (running[starts] - bs[starts])[group]
-        conform = running <= self.tokens[ss]
-        # 3. Spend what passed.
-        spent = np.bincount(group[conform], weights=bs[conform], minlength=len(starts))
-        self.tokens[ss[starts]] -= spent
+        left = np.where(conform, available - running, available)
+        self.tokens[ss[starts]] = np.minimum.reduceat(left, starts)
+        if rows is None:
+            passed = np.empty(len(slot), dtype=bool)
+            passed[order] = conform
+            return passed
         passed = np.ones(len(slot), dtype=bool)
         passed[rows[order]] = conform
         return passed

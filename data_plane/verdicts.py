@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import enum
 import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 from data_plane.tables import (
     ETHERTYPE_DOCSIS,
@@ -124,6 +128,16 @@ DOWN_CHARGED = frozenset({Down.TTL_EXCEEDED, Down.TOO_BIG, Down.RATE_LIMITED})
 def is_docsis_management(fc: int) -> bool:
     """FC_TYPE 11 with FC_PARM 0 (timing: RNG-REQ) or 1 (MAC management), EHDR_ON either."""
     return fc & 0xFC == 0xC0
+
+
+def first_match(
+    n: int, checks: Sequence[tuple[npt.NDArray[np.bool_], int]], default: int
+) -> npt.NDArray[np.int64]:
+    """Per frame, the code of the first check that holds (``default`` if none does)."""
+    verdict = np.full(n, int(default), dtype=np.int64)
+    for cond, code in reversed(checks):
+        verdict[cond] = int(code)  # a plain int: numpy converts an IntEnum slowly
+    return verdict
 
 
 # ---- upstream -----------------------------------------------------------------------------

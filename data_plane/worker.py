@@ -3,11 +3,12 @@
 Theory of operation
 -------------------
 A :class:`Worker` has an ACCESS port (the PPPoE and cable segment) and a CORE port (plain
-IPv4 toward the core router). The owner of the sockets (``data_plane/main.py`` or a test) receives a
-batch from a port, hands it to :meth:`Worker.process_access` or :meth:`Worker.process_core`
-and sends what comes back: a :class:`~data_plane.io.base.TxBatch` for the other port (it
-points into the received batch's buffer, so send it before receiving into that batch
-again), control frames for the core port (ARP), and punts (whole frames, copied) for the CP.
+IPv4 toward the core router). The owner of the sockets (``data_plane/main.py`` or a test)
+receives a batch from a port, hands it to :meth:`Worker.process_access` or
+:meth:`Worker.process_core` and sends what comes back: a
+:class:`~data_plane.io.base.TxBatch` for the other port (it points into the received batch's
+buffer, so send it before receiving into that batch again), control frames for the core port
+(ARP), and punts (whole frames, copied) for the CP.
 
 The CP drives it with :meth:`assign_groups` and :meth:`apply_rules` between batches, reads
 :meth:`usage` for accounting and :meth:`counters` for metrics. Time only enters through

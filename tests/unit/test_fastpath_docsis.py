@@ -19,7 +19,7 @@ import pytest
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
-from data_plane.fastpath import docsis_downstream_hcs, docsis_upstream_hcs
+from data_plane.cable import docsis_downstream_hcs, docsis_upstream_hcs
 from data_plane.io.base import RxBatch
 from data_plane.worker import Worker
 from tests.unit.test_fastpath import (

@@ -260,3 +260,29 @@ def test_a_pppoe_only_worker_polices_too() -> None:
     frames = [down_frame(client_ip(1), size=972)] * 5
     assert w.process_core(RxBatch.of(frames, rx_ns=T0)).to_access.count == 3
     assert drops(w) == {"drop_down_rate_limited": 2}
+
+
+@pytest.mark.parametrize("limit", [16, 0], ids=["per_frame", "vectorized"])
+@pytest.mark.parametrize("direction", ["up", "down"])
+@pytest.mark.parametrize("access", ["pppoe", "docsis"])
+def test_policing_beside_exceptions_is_the_same(access: str, direction: str, limit: int) -> None:
+    """A runt in every batch sends it down the exception path (one by one, or with limit 0
+    all at once): the policed frames are the same as through the gate."""
+    kbps = 8_000  # 1 MB/s, depth 10 000
+    plain = _worker(access, kbps, kbps)
+    beside = make_worker(per_frame_limit=limit)
+    beside.apply_rules([_rule(access, Qos(up_kbps=kbps, down_kbps=kbps))])
+    frame = _frame(access, direction)
+    for i, count in enumerate([30, 5, 12, 0, 40]):
+        rx_ns = T0 + i * SECOND // 200
+        got = []
+        for w, extra in ((plain, []), (beside, [b"\x00"])):
+            batch = RxBatch.of([frame] * count + extra, rx_ns=rx_ns)
+            if direction == "up":
+                got.append(w.process_access(batch).to_core.rows.tolist())
+            else:
+                got.append(w.process_core(batch).to_access.rows.tolist())
+        assert got[0] == got[1]
+    assert plain.usage() == beside.usage()
+    counter = f"drop_{direction}_rate_limited"
+    assert plain.counters()[counter] == beside.counters()[counter] > 0
