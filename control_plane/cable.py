@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import enum
 import hmac
-import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,10 +56,11 @@ from typing import TYPE_CHECKING
 
 from control_plane.aaa.provisioning import ModemDirectory
 from control_plane.groups import GroupState
+from control_plane.recent import RecentFrames
 from control_plane.replica import ModemRecord
 from control_plane.sessions import SessionState, Subscription
 from vnf.codec import dhcp
-from vnf.codec.arp import ArpOp, decode_arp, encode_arp_frame, reply_to
+from vnf.codec.arp import ArpOp, decode_arp, encode_arp, reply_to
 from vnf.codec.docsis import (
     ManagementFrame,
     PacketFrame,
@@ -129,7 +129,6 @@ class Modem(Subscription):
         "cpe_mac",
         "deadline",
         "dsc",
-        "first_mono",
         "offered",
         "online_mono",
         "online_wall",
@@ -140,13 +139,12 @@ class Modem(Subscription):
     )
 
     def __init__(self, key: int, group: int, sid: int, cm_mac: bytes, now: float) -> None:
-        super().__init__(key, group, sid, cm_mac, now)
+        super().__init__(key, group, sid, cm_mac, now, now)
         self.cm = CmState.RANGING
         self.cpe_mac = b""
         self.offered = 0  # address OFFERed to the CPE, not ACKed yet
         self.deadline: float | None = None  # the DOCSIS timer (ranging, T9, REG-ACK, T4)
         self.dsc: Dsc | None = None
-        self.first_mono = now  # first RNG-REQ: registration time is measured from here
         self.online_mono = 0.0
         self.online_wall = 0.0
         self.reg_req = b""  # the accepted REG-REQ's bytes: a retransmission gets reg_rsp again
@@ -225,9 +223,8 @@ class Cmts:
         self.by_sid: dict[tuple[int, int], Modem] = {}
         self.rejected: OrderedDict[bytes, Rejected] = OrderedDict()
         self.last_timestamp: dict[bytes, int] = {}  # newest accepted config timestamp per MAC
-        self._recent: dict[tuple[str, bytes], float] = {}
+        self._recent = RecentFrames(RANGING_DEDUP_S)
         self._transactions = 0
-        self.registration_s: list[float] = []  # first RNG-REQ → REG-ACK, CMTS side
 
     # ------------------------------------------------------------------ punted frames
 
@@ -290,7 +287,7 @@ class Cmts:
             return
         info = cp.placement.dps.get(dp)
         site = info.site if info is not None else ""
-        if not self._first_copy(site, raw, now):
+        if not self._recent.first((site, raw), now):
             cp.counters["ranging_duplicates", ""] += 1
             return
         old = self.by_mac.get(src)
@@ -345,20 +342,6 @@ class Cmts:
         elif modem.cm is CmState.ONLINE:
             self._arm(modem, now + self.config.t4_s)
         self._send(group, src, RngRsp(req.sid, UPSTREAM_CHANNEL, RangingStatus.SUCCESS))
-
-    def _first_copy(self, site: str, raw: bytes, now: float) -> bool:
-        """False for a copy of a broadcast another DP of ``site`` punted just before."""
-        recent = self._recent
-        while recent:
-            oldest = next(iter(recent))
-            if now - recent[oldest] <= RANGING_DEDUP_S:
-                break
-            del recent[oldest]
-        key = (site, raw)
-        if key in recent:
-            return False
-        recent[key] = now
-        return True
 
     # ------------------------------------------------------------------ registration
 
@@ -443,7 +426,6 @@ class Cmts:
         modem.online_mono = now
         modem.online_wall = self.wall()
         self.last_timestamp[modem.client_mac] = modem.reg_timestamp
-        self.registration_s.append(now - modem.first_mono)
         cp.counters["registrations", "ok"] += 1
         cp.replicate(modem)
         self._arm(modem, now + self.config.t4_s)
@@ -567,7 +549,7 @@ class Cmts:
         group = cp.placement.by_id[modem.group]
         server = int(group.group.gateway)
         pool = group.group.pool
-        mask = int(ipaddress.IPv4Network(pool).netmask)
+        mask = int(pool.netmask)
         lease = self.config.dhcp_lease_s
         nak = kind is dhcp.MessageType.NAK
         reply = dhcp.DhcpMessage(
@@ -606,8 +588,8 @@ class Cmts:
         if arp.op is not ArpOp.REQUEST or arp.target_ip != int(group.group.gateway):
             cp.drop("cpe_arp_not_for_us")
             return
-        reply = encode_arp_frame(arp.sender_mac, group.mac, reply_to(arp, group.mac))
-        pdu = encode_frame(PacketFrame(arp.sender_mac, group.mac, EtherType.ARP, reply[14:]))
+        reply = encode_arp(reply_to(arp, group.mac))
+        pdu = encode_frame(PacketFrame(arp.sender_mac, group.mac, EtherType.ARP, reply))
         cp.send(group, encode_carrier(modem.client_mac, group.mac, pdu))
         cp.counters["cpe_arp_replies", ""] += 1
 

@@ -34,6 +34,7 @@ from control_plane.aaa.local import SubscriberDirectory
 from control_plane.aaa.provisioning import ModemDirectory
 from control_plane.cable import Cmts, Modem
 from control_plane.groups import DpInfo, GroupState, Placement
+from control_plane.recent import RecentFrames
 from control_plane.replica import (
     AccountingWritten,
     Change,
@@ -257,7 +258,7 @@ class ControlPlane:
         # Bookkeeping.
         self.counters: Counter[tuple[str, str]] = Counter()
         self._timers: list[tuple[float, int]] = []
-        self._recent_padi: dict[bytes, float] = {}
+        self._recent_padi = RecentFrames(PADI_DEDUP_S)
         self._padi_seen: dict[bytes, tuple[float, float]] = {}  # mac → (padi rx, now)
         # (group, client MAC, Host-Uniq) → session key, to answer a retransmitted PADR.
         self._by_padr: dict[tuple[int, bytes, bytes | None], int] = {}
@@ -827,16 +828,9 @@ class ControlPlane:
     def _on_padi(
         self, dp: str, frame: DiscoveryFrame, raw: bytes, rx_time: float, now: float
     ) -> None:
-        recent = self._recent_padi
-        while recent:
-            oldest = next(iter(recent))
-            if now - recent[oldest] <= PADI_DEDUP_S:
-                break
-            del recent[oldest]
-        if raw in recent:
+        if not self._recent_padi.first(raw, now):
             self.counters["padi_duplicates", ""] += 1
             return
-        recent[raw] = now
         self.counters["discovery_rx", "padi"] += 1
         reason = self.discovery.classify_padi(frame)
         if reason is not None:
@@ -1157,10 +1151,7 @@ class ControlPlane:
         self.replicate(s)
         record = self._record(s, RecordType.START, now)
         self._account(record)
-        first = (
-            s.first_mono if isinstance(s, Modem) else s.padi_mono if isinstance(s, Session) else now
-        )
-        self.starts.append(PendingStart(record, first))
+        self.starts.append(PendingStart(record, s.setup_mono))
         self.counters["sessions_established", ""] += 1
         self.schedule(s)
 

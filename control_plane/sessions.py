@@ -53,6 +53,7 @@ class Subscription:
         "replicated_at",
         "reserved",
         "rule_sent",
+        "setup_mono",
         "sid",
         "started",
         "state",
@@ -63,13 +64,16 @@ class Subscription:
         "username",
     )
 
-    def __init__(self, key: int, group: int, sid: int, client_mac: bytes, now: float) -> None:
+    def __init__(
+        self, key: int, group: int, sid: int, client_mac: bytes, now: float, setup_mono: float
+    ) -> None:
         self.key = key
         self.group = group
         self.sid = sid  # PPPoE session id, or a modem's SID
         self.client_mac = client_mac
         self.state = SessionState.NEGOTIATING
         self.created = now
+        self.setup_mono = setup_mono  # its setup began (first PADI, first RNG-REQ seen)
         self.username = ""
         self.ipv4 = 0
         self.acct_id = ""
@@ -93,7 +97,7 @@ class Subscription:
 class Session(Subscription):
     """A PPPoE session: discovery identity and the PPP engine (authenticator side)."""
 
-    __slots__ = ("auth", "host_uniq", "padi_mono", "ppp")
+    __slots__ = ("auth", "host_uniq", "ppp")
 
     def __init__(
         self,
@@ -106,10 +110,9 @@ class Session(Subscription):
         now: float,
         padi_mono: float,
     ) -> None:
-        super().__init__(key, group, sid, client_mac, now)
+        super().__init__(key, group, sid, client_mac, now, padi_mono)
         self.host_uniq = host_uniq
         self.ppp = ppp
-        self.padi_mono = padi_mono
         self.auth = ""
 
 
