@@ -299,6 +299,7 @@ class Cmts:
                 source = group.mac if group is not None else cp.placement.by_id[old.group].mac
                 abort = RngRsp(0, UPSTREAM_CHANNEL, RangingStatus.ABORT)
                 cp.send_via(dp, mgmt_carrier(src, source, abort))
+                cp.counters["docsis_tx", "rngrsp"] += 1
                 return
             # The modem rebooted: its registration ends before the new one starts.
             cp.counters["modem_reinit", ""] += 1
@@ -354,7 +355,7 @@ class Cmts:
             return
         if modem.reg_req == raw and modem.cm in (CmState.REGISTERING, CmState.ONLINE):
             cp.counters["reg_req_retransmits", ""] += 1  # our REG-RSP was lost
-            cp.send(cp.placement.by_id[modem.group], modem.reg_rsp)
+            self._transmit(cp.placement.by_id[modem.group], modem.reg_rsp, "regrsp")
             return
         if modem.cm is not CmState.RANGED and modem.cm is not CmState.REGISTERING:
             cp.drop("reg_req_unexpected")
@@ -379,7 +380,7 @@ class Cmts:
         modem.reg_rsp = mgmt_carrier(src, group.mac, rsp)
         modem.reg_timestamp = req.timestamp
         modem.cm = CmState.REGISTERING
-        cp.send(group, modem.reg_rsp)
+        self._transmit(group, modem.reg_rsp, "regrsp")
         self._arm(modem, now + self.config.registration_timeout_s)
 
     def _authorize(self, modem: Modem, req: RegReq) -> tuple[int, CmState, str] | None:
@@ -605,7 +606,7 @@ class Cmts:
         group = self.cp.placement.by_id[modem.group]
         frame = mgmt_carrier(modem.client_mac, group.mac, req)
         modem.dsc = Dsc(self._transactions, name, frame, 1, now + DSC_RETRY_S)
-        self.cp.send(group, frame)
+        self._transmit(group, frame, "dscreq")
         self.cp.counters["dsc", "started"] += 1
         self.cp.schedule(modem)
 
@@ -657,7 +658,7 @@ class Cmts:
             else:
                 dsc.tries += 1
                 dsc.at = now + DSC_RETRY_S
-                cp.send(cp.placement.by_id[modem.group], dsc.frame)
+                self._transmit(cp.placement.by_id[modem.group], dsc.frame, "dscreq")
         if modem.deadline is None or modem.deadline > now:
             return
         modem.deadline = None
@@ -746,8 +747,13 @@ class Cmts:
         self.cp.schedule(modem)
 
     def _send(self, group: GroupState, cm_mac: bytes, message: RngRsp | RegRsp | DscAck) -> None:
-        self.cp.send(group, mgmt_carrier(cm_mac, group.mac, message))
-        self.cp.counters["docsis_tx", type(message).__name__.lower()] += 1
+        frame = mgmt_carrier(cm_mac, group.mac, message)
+        self._transmit(group, frame, type(message).__name__.lower())
+
+    def _transmit(self, group: GroupState, frame: bytes, message: str) -> None:
+        """A management frame to a modem, counted by message (``vnf_cp_docsis_tx_total``)."""
+        self.cp.send(group, frame)
+        self.cp.counters["docsis_tx", message] += 1
 
     def _remember_reject(self, mac: bytes, group: int, state: CmState, reason: str) -> None:
         self.rejected[mac] = Rejected(mac, group, state, reason, self.wall())

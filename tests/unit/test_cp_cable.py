@@ -399,3 +399,15 @@ def test_a_registered_modem_survives_a_cp_takeover() -> None:
     assert rule.op is RuleOp.INSTALL  # type: ignore[attr-defined]
     (rsp,) = cm.send(cm.unicast(RngReq(cm.sid)))  # station maintenance with the new active
     assert rsp.status == RangingStatus.SUCCESS  # type: ignore[union-attr]
+
+
+def test_every_management_message_sent_is_counted() -> None:
+    h = _lab()
+    cm = ScriptedModem(h)
+    cm.range()
+    cm.register()
+    cm.dhcp()
+    h.cp.put_modems([ProvisionedModem(CM, "gold")], h.clock())
+    h.deliver()
+    tx = {label: n for (name, label), n in h.cp.counters.items() if name == "docsis_tx"}
+    assert tx == {"rngrsp": 2, "regrsp": 1, "dscreq": 1}
