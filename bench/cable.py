@@ -14,23 +14,16 @@ arrays allocated at start, so its growth is the pages the modems' slots touched.
 
 from __future__ import annotations
 
-import pathlib
 import secrets
 import time
 from typing import Any
 
+from bench.machine import rss_bytes
 from vnf.api import common_pb2, emulator_pb2, management_pb2
 from vnf.lab.adapters import lifecycle
 from vnf.lab.adapters.clients import LabClient
 from vnf.lab.adapters.state import StateStore
 from vnf.lab.topology import parse_topology
-
-
-def _rss(pid: int) -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def _pids(store: StateStore, lab: str) -> dict[str, int]:
@@ -64,7 +57,7 @@ def run(
             (emulator,) = client.nodes("emulator")
             emu = client.emulator(emulator)
             time.sleep(1.0)  # let the processes settle before the baseline
-            before = {"cp": _rss(cp_pid), "dp": _rss(dp_pid)}
+            before = {"cp": rss_bytes(cp_pid), "dp": rss_bytes(dp_pid)}
             request = emulator_pb2.DialRequest(count=0, max_outstanding=max_outstanding)
             emu.Dial(request, timeout=10)
             end = time.monotonic() + timeout_s
@@ -75,7 +68,7 @@ def run(
                 time.sleep(0.2)
             cp_status = client.management().GetStatus(common_pb2.Empty(), timeout=10)
             time.sleep(1.0)  # usage reports and accounting settle
-            after = {"cp": _rss(cp_pid), "dp": _rss(dp_pid)}
+            after = {"cp": rss_bytes(cp_pid), "dp": rss_bytes(dp_pid)}
             pages = client.management().ListModems(management_pb2.ModemQuery(), timeout=60)
             rows = [m for page in pages for m in page.modems]
     finally:

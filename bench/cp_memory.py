@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
-import pathlib
 import time
 import tracemalloc
 from typing import Any
 
+from bench.machine import rss_bytes
 from control_plane.sessions import SessionState
 from vnf.config import CpConfig
 from vnf.emulator.fleet import SubscriberState
 from vnf.lab.inprocess import InProcessLab
-
-
-def _rss_bytes() -> int:
-    pages = int(pathlib.Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def run(sessions: int = 100_000, batch: int = 2000) -> dict[str, Any]:
@@ -50,7 +44,7 @@ def run(sessions: int = 100_000, batch: int = 2000) -> dict[str, Any]:
     gc.collect()
     tracemalloc.start()
     base_traced, _ = tracemalloc.get_traced_memory()
-    base_rss = _rss_bytes()
+    base_rss = rss_bytes()
     started = time.perf_counter()
     done = 0
     subscribers = lab.fleet.subscribers
@@ -80,7 +74,7 @@ def run(sessions: int = 100_000, batch: int = 2000) -> dict[str, Any]:
         "active": active,
         "failed": lab.fleet.counts[SubscriberState.FAILED],
         "bytes_per_session": round((traced - base_traced) / max(1, active)),
-        "rss_bytes_per_session": round((_rss_bytes() - base_rss) / max(1, active)),
+        "rss_bytes_per_session": round((rss_bytes() - base_rss) / max(1, active)),
         "cp_and_clients_sessions_per_s": round(active / elapsed, 1),
         "elapsed_s": round(elapsed, 1),
     }

@@ -43,3 +43,9 @@ def describe() -> dict[str, Any]:
         "numpy": numpy.__version__,
         "hostname": platform.node(),
     }
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident memory of process ``pid`` (this one by default), from /proc/<pid>/statm."""
+    pages = int(pathlib.Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")

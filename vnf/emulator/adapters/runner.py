@@ -33,6 +33,7 @@ _ETH_IPV4 = b"\x08\x00"
 # A downstream DOCSIS data frame (vnf.codec.docsis): carrier (14) | MAC header without EHDR,
 # FC 0x00 (6) | PDU Ethernet header (14) | IPv4 at 34 | CRC-32.
 _DOCSIS_IPV4 = 34
+_PPPOE_IPV4 = 22  # Ethernet (14) | PPPoE (6) | PPP protocol (2)
 
 
 class EmulatorRuntime:
@@ -78,29 +79,10 @@ class EmulatorRuntime:
                 break
             self.counters["rx_frames"] += 1
             # Test traffic: PPPoE session, PPP IPv4, UDP to our port → the verifier.
-            if traffic is not None:
-                if (
-                    frame[12:14] == _SESSION
-                    and frame[20:22] == _PPP_IPV4
-                    and len(frame) >= 50
-                    and frame[31] == 17
-                ):
-                    ihl = (frame[22] & 0x0F) * 4
-                    start = 22 + ihl + 8
-                    if traffic.downstream.record_received(frame[start:], time.monotonic_ns()):
-                        continue
-                # DOCSIS Packet PDU without EHDR (FC 0x00), IPv4, UDP → the verifier.
-                elif (
-                    frame[12:14] == _CARRIER
-                    and frame[14] == 0
-                    and frame[32:34] == _ETH_IPV4
-                    and len(frame) >= 62
-                    and frame[43] == 17
-                ):
-                    ihl = (frame[_DOCSIS_IPV4] & 0x0F) * 4
-                    start = _DOCSIS_IPV4 + ihl + 8
-                    if traffic.downstream.record_received(frame[start:], time.monotonic_ns()):
-                        continue
+            if traffic is not None and (ip := _udp_ipv4_at(frame)):
+                start = ip + (frame[ip] & 0x0F) * 4 + 8
+                if traffic.downstream.record_received(frame[start:], time.monotonic_ns()):
+                    continue
             if not fleet.receive(frame, now):
                 self.counters["rx_foreign"] += 1
         self.flush()
@@ -200,6 +182,18 @@ class EmulatorRuntime:
             await asyncio.sleep(DRAIN_S)  # let in-flight packets arrive before counting loss
         finally:
             self.traffic_running = False
+
+
+def _udp_ipv4_at(frame: bytes) -> int:
+    """Where the IPv4 header of a downstream UDP data frame starts — a PPPoE session frame
+    with PPP IPv4, or a DOCSIS Packet PDU without EHDR (FC 0x00) with IPv4 — else 0."""
+    if frame[12:14] == _SESSION:
+        return (
+            _PPPOE_IPV4 if frame[20:22] == _PPP_IPV4 and len(frame) >= 50 and frame[31] == 17 else 0
+        )
+    if frame[12:14] == _CARRIER and frame[14] == 0 and frame[32:34] == _ETH_IPV4:
+        return _DOCSIS_IPV4 if len(frame) >= 62 and frame[43] == 17 else 0
+    return 0
 
 
 def _ip_text(value: int) -> str:
