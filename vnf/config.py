@@ -114,6 +114,11 @@ class CpConfig:
     cable: CableConfig = CableConfig()
 
 
+DP_IO_BACKENDS = ("ring", "mmsg", "packet")
+"""The DP's frame I/O backends (data_plane.io): TPACKET_V3 ring, recvmmsg/sendmmsg, one
+frame per syscall."""
+
+
 @dataclass(frozen=True, slots=True)
 class DpConfig:
     name: str
@@ -132,7 +137,8 @@ class DpConfig:
     core_gateway: str
     cp_addresses: tuple[str, ...]
     batch_size: int = 256
-    io: str = "rawsock"
+    io: str = "ring"  # frame I/O backend: ring (TPACKET_V3), mmsg, packet (data_plane.io)
+    cpu: int | None = None  # the CPU the forwarding thread pins itself to (None: not pinned)
     detect_s: float = 0.2  # silence after which a CP stream counts as lost
 
 
@@ -240,6 +246,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(where, f"unexpected value {value!r}")
+    if hint is type(None):
+        if value is not None:
+            raise ConfigError(where, f"must be null, not {value!r}")
+        return None
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(where, f"must be a number, not {value!r}")
@@ -255,6 +265,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
 
 __all__ = [
     "CONFIG_TYPES",
+    "DP_IO_BACKENDS",
     "CpConfig",
     "DpConfig",
     "DpRef",

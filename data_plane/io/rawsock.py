@@ -20,8 +20,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import socket
 import struct
 import time
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -94,6 +96,9 @@ class RawSocketPort:
     requested otherwise.
     """
 
+    _STATS = struct.Struct("II")
+    """struct tpacket_stats: packets, drops."""
+
     def __init__(
         self,
         ifname: str,
@@ -101,9 +106,13 @@ class RawSocketPort:
         sndbuf: int = 8 << 20,
         qdisc_bypass: bool = False,
         promiscuous: bool = True,
+        before_bind: Callable[[socket.socket], None] | None = None,
     ) -> None:
         self.ifname = ifname
-        sock = open_packet_socket(ifname, rcvbuf, sndbuf, promiscuous, qdisc_bypass)
+        self.name = ifname
+        sock = open_packet_socket(
+            ifname, rcvbuf, sndbuf, promiscuous, qdisc_bypass, before_bind=before_bind
+        )
         self._sock = sock
         self._fd = sock.fileno()
         self._rx_cache: dict[tuple[int, int, int, int], _Vectors] = {}
@@ -210,9 +219,8 @@ class RawSocketPort:
     def kernel_stats(self) -> tuple[int, int]:
         """PACKET_STATISTICS since the last call: (frames queued, frames the kernel dropped
         because the receive buffer was full). Drops also accumulate in :attr:`kernel_drops`."""
-        packets, drops = struct.unpack(
-            "II", self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
-        )
+        raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, self._STATS.size)
+        packets, drops = self._STATS.unpack(raw)[:2]
         self.kernel_drops += drops
         return packets, drops
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -29,8 +30,10 @@ def open_packet_socket(
     promiscuous: bool = True,
     qdisc_bypass: bool = False,
     ignore_outgoing: bool = True,
+    before_bind: Callable[[socket.socket], None] | None = None,
 ) -> socket.socket:
-    """``ignore_outgoing=False`` makes a capture socket: it also sees what others transmit."""
+    """``ignore_outgoing=False`` makes a capture socket: it also sees what others transmit.
+    ``before_bind`` sets up what must precede ``bind`` (a PACKET_RX_RING)."""
     # Protocol 0 until bind: the socket receives nothing from other interfaces meanwhile.
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
@@ -40,6 +43,8 @@ def open_packet_socket(
         set_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)
         if qdisc_bypass:
             sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+        if before_bind is not None:
+            before_bind(sock)
         sock.bind((ifname, ETH_P_ALL))
         if promiscuous:
             mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), PACKET_MR_PROMISC, 0, b"")

@@ -1,6 +1,8 @@
-"""The AF_PACKET backend on a real veth pair inside a throwaway network namespace.
+"""The socket I/O backends (ring, mmsg, packet) on real veth pairs in a throwaway namespace.
 
-Each test gets a fresh namespace with a unique name and a veth pair (pyroute2); the ports are
+Every behaviour test runs for each backend; the ring's own mechanics (blocks handed back,
+frames across blocks, overflow counted) have their own tests at the end. Each test gets a
+fresh namespace with a unique name and a veth pair (pyroute2); the ports are
 opened inside it by a helper thread that has done ``setns`` (a socket keeps the namespace it
 was created in) and everything is closed and removed at teardown. Addresses: 02:xx MACs only,
 no IP addresses at all. Waits are polls with a deadline, never sleeps.
@@ -16,13 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 
+from data_plane.io import BACKENDS, FrameIO, open_port
 from data_plane.io.base import RxBatch, TxBatch, send_tx
-from data_plane.io.rawsock import RawSocketPort
+from data_plane.io.ring import RingPort
 from vnf.adapters.packet import ETH_P_ALL
 
 pyroute2 = pytest.importorskip("pyroute2")
@@ -43,9 +46,10 @@ ETHERTYPE_TEST = b"\x88\xb5"
 class Namespace:
     """A network namespace with veth pairs; ports opened in it are closed at teardown."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, backend: str) -> None:
         self.name = name
-        self.ports: list[RawSocketPort] = []
+        self.backend = backend
+        self.ports: list[FrameIO] = []
 
     def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` in a helper thread that has entered the namespace."""
@@ -65,8 +69,14 @@ class Namespace:
             raise box["error"]  # type: ignore[misc]
         return box["value"]  # type: ignore[return-value]
 
-    def port(self, ifname: str, **kw: object) -> RawSocketPort:
-        port = self.run(lambda: RawSocketPort(ifname, **kw))  # type: ignore[arg-type]
+    def port(self, ifname: str) -> Any:
+        """A port of the test's backend (typed loosely: tests read backend counters)."""
+        port = self.run(lambda: open_port(self.backend, ifname))
+        self.ports.append(port)
+        return port
+
+    def ring(self, ifname: str, **kw: Any) -> RingPort:
+        port = self.run(lambda: RingPort(ifname, **kw))
         self.ports.append(port)
         return port
 
@@ -83,11 +93,11 @@ class Namespace:
             return int(link.get("IFLA_PROMISCUITY"))
 
 
-@pytest.fixture
-def ns() -> Iterator[Namespace]:
-    name = f"vnf-rawsock-{os.getpid()}-{secrets.token_hex(3)}"
+@pytest.fixture(params=BACKENDS)
+def ns(request: pytest.FixtureRequest) -> Iterator[Namespace]:
+    name = f"vnf-io-{os.getpid()}-{secrets.token_hex(3)}"
     netns.create(name)
-    space = Namespace(name)
+    space = Namespace(name, request.param)
     try:
         # No IPv6 autoconfiguration chatter on the test links (this namespace's sysctls only).
         space.run(lambda: _sysctl("net/ipv6/conf/default/disable_ipv6", "1"))
@@ -115,15 +125,13 @@ def frame(dst: bytes, src: bytes, tag: bytes, size: int = 60) -> bytes:
     return body + bytes(range(256))[: max(0, size - len(body))]
 
 
-def receive(
-    port: RawSocketPort, want: Callable[[list[bytes]], bool], batch: RxBatch
-) -> list[bytes]:
+def receive(port: Any, want: Callable[[list[bytes]], bool], batch: RxBatch) -> list[bytes]:
     """Test frames received until ``want(frames)``; fails after a deadline."""
     return _collect(port, want, batch, ETHERTYPE_TEST)
 
 
 def _collect(
-    port: RawSocketPort, want: Callable[[list[bytes]], bool], batch: RxBatch, ethertype: bytes
+    port: Any, want: Callable[[list[bytes]], bool], batch: RxBatch, ethertype: bytes
 ) -> list[bytes]:
     got: list[bytes] = []
     poller = select.poll()
@@ -272,10 +280,102 @@ def test_worker_forwards_between_two_veth_pairs(ns: Namespace) -> None:
 
 
 def receive_raw(
-    port: RawSocketPort, want: Callable[[list[bytes]], bool], batch: RxBatch, ethertype: bytes
+    port: Any, want: Callable[[list[bytes]], bool], batch: RxBatch, ethertype: bytes
 ) -> list[bytes]:
     """Like :func:`receive`, for one ethertype (stray frames such as IPv6 neighbour discovery
     are left out); ``batch`` then holds exactly the frames returned."""
     got = _collect(port, want, batch, ethertype)
     batch.fill(got, batch.rx_ns)
     return got
+
+
+# ---- the ring's own mechanics -------------------------------------------------------------------
+@pytest.fixture
+def ring_ns() -> Iterator[Namespace]:
+    name = f"vnf-ring-{os.getpid()}-{secrets.token_hex(3)}"
+    netns.create(name)
+    space = Namespace(name, "ring")
+    try:
+        space.run(lambda: _sysctl("net/ipv6/conf/default/disable_ipv6", "1"))
+        space.add_veth("rs0", "rs1", MAC_A, MAC_B)
+        yield space
+    finally:
+        for port in space.ports:
+            port.close()
+        netns.remove(name)
+
+
+def numbered(i: int, size: int) -> bytes:
+    """Test frame ``i`` of ``size`` bytes: its number in the tag, then varying bytes."""
+    body = VMAC + MAC_B + ETHERTYPE_TEST + i.to_bytes(4, "big")
+    filler = bytes((i * 7 + k) & 0xFF for k in range(max(0, size - len(body))))
+    return body + filler
+
+
+def send_all(port: Any, frames: list[bytes]) -> None:
+    buf = np.zeros((len(frames), 1600), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        buf[i, : len(f)] = np.frombuffer(f, dtype=np.uint8)
+    rows = np.arange(len(frames), dtype=np.int64)
+    lengths = np.array([len(f) for f in frames], dtype=np.int64)
+    assert port.send_batch(buf, rows, np.zeros_like(rows), lengths) == len(frames)
+
+
+def test_ring_frames_across_batches_and_blocks_arrive_whole_and_in_order(
+    ring_ns: Namespace,
+) -> None:
+    ours = ring_ns.ring("rs0", blocks=4, block_size=16 << 10)  # small blocks: many of them
+    peer = ring_ns.port("rs1")
+    sizes = [60 + (i * 37) % 1455 for i in range(3000)]
+    sent = [numbered(i, size) for i, size in enumerate(sizes)]
+    got: list[bytes] = []
+    batch = RxBatch(capacity=64)
+    for start in range(0, len(sent), 20):  # never more than the ring holds at once
+        send_all(peer, sent[start : start + 20])
+        got += receive(ours, lambda fs: len(fs) >= 20, batch)
+    assert got == sent
+    assert ours.blocks_read > 4 * 3  # went round the ring several times
+    assert ours.bad_blocks == 0 and ours.rx_truncated == 0
+
+
+def test_ring_a_block_of_many_small_frames_spans_several_batches(ring_ns: Namespace) -> None:
+    ours, peer = ring_ns.ring("rs0", block_timeout_ms=50), ring_ns.port("rs1")
+    sent = [numbered(i, 60) for i in range(700)]
+    send_all(peer, sent)
+    batch = RxBatch(capacity=32)
+    got = receive(ours, lambda fs: len(fs) >= 700, batch)
+    assert got == sent
+
+
+def test_ring_overflow_is_counted_and_what_arrives_is_whole(ring_ns: Namespace) -> None:
+    ours = ring_ns.ring("rs0", blocks=2, block_size=16 << 10)  # 32 KiB: ~300 small frames
+    peer = ring_ns.port("rs1")
+    sent = [numbered(i, 100) for i in range(2000)]
+    for start in range(0, len(sent), 500):
+        send_all(peer, sent[start : start + 500])
+    got = receive(ours, lambda fs: len(fs) >= 50, RxBatch(capacity=256))
+    deadline = time.monotonic() + 5.0
+    while ours.kernel_drops == 0:
+        assert time.monotonic() < deadline, "the kernel reported no drops"
+        ours.kernel_stats()
+    assert 0 < ours.kernel_drops < len(sent)
+    # What did arrive is whole, each frame one of those sent, in the order sent.
+    index = {f: i for i, f in enumerate(sent)}
+    order = [index[f] for f in got]
+    assert order == sorted(order)
+
+
+def test_ring_polls_readable_only_with_a_block_ready_and_closes_twice(ring_ns: Namespace) -> None:
+    ours, peer = ring_ns.ring("rs0", block_timeout_ms=4), ring_ns.port("rs1")
+    poller = select.poll()
+    poller.register(ours.fileno(), select.POLLIN)
+    batch = RxBatch(capacity=8)
+    while poller.poll(0):  # drain anything the link said on its own (none expected)
+        ours.recv_batch(batch)
+    assert poller.poll(20) == []
+    peer.send(numbered(1, 60))
+    assert poller.poll(2000), "the retired block should wake poll"
+    assert receive(ours, lambda fs: len(fs) >= 1, batch) == [numbered(1, 60)]
+    assert poller.poll(20) == []  # block handed back: nothing ready
+    ours.close()
+    ours.close()
