@@ -1,9 +1,11 @@
 """Data-plane worker process: ``python -m data_plane.main --config dp-site1-1.json``.
 
-Wiring only: enter the node's namespace, open the access and core packet sockets there, run
-the batch fast path on the event loop, keep a session-control stream to every CP of the pair
-(each with reconnect; following the active one, headless forwarding while there is none),
-serve DataPlaneAdmin + health + reflection and /metrics on the management address.
+Wiring only: enter the node's namespace, open the access and core ports there with the
+configured I/O backend (``io``: the TPACKET_V3 ring by default), run the batch fast path on
+its own thread (pinned to ``cpu`` when set), keep a session-control stream to every CP of the
+pair on the event loop (each with reconnect; following the active one, headless forwarding
+while there is none), serve DataPlaneAdmin + health + reflection and /metrics on the
+management address.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import logging
 
 from data_plane.adapters.runtime import DpRuntime
 from data_plane.adapters.services import DataPlaneAdminServicer, DpMetrics
-from data_plane.io.rawsock import RawSocketPort
+from data_plane.io import open_port
 from data_plane.worker import Worker, WorkerConfig
 from vnf import config as vnf_config
 from vnf.adapters import grpc_server, metrics_http
 from vnf.adapters.process import install_stop_signals, run_node
 from vnf.api import dataplane_admin_pb2, dataplane_admin_pb2_grpc
+from vnf.errors import ConfigError
 from vnf.model.addresses import ip_to_int, parse_mac
 
 log = logging.getLogger("dp")
@@ -35,8 +38,11 @@ async def serve(config: vnf_config.DpConfig) -> None:
             batch_size=config.batch_size,
         )
     )
-    access = RawSocketPort(config.access_ifname)
-    core = RawSocketPort(config.core_ifname)
+    try:
+        access = open_port(config.io, config.access_ifname)
+        core = open_port(config.io, config.core_ifname)
+    except ValueError as exc:
+        raise ConfigError("io", str(exc)) from None
     runtime = DpRuntime(config, worker, access, core)
     metrics = DpMetrics(runtime)
     server = grpc_server.Server(

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from data_plane.fastpath import PER_FRAME_LIMIT, Scratch, downstream, upstream
 from data_plane.io.base import RxBatch, TxBatch
-from data_plane.tables import GroupTable, SessionTable, mac_to_int
+from data_plane.tables import GroupTable, SessionTable, UsageColumns, mac_to_int
 from data_plane.verdicts import MAX_MRU, Down, Up
 from vnf.codec.arp import ArpOp, decode_arp, encode_arp_frame, reply_to, request
 from vnf.errors import ConfigError, DecodeError
@@ -193,6 +193,11 @@ class Worker:
         """Cumulative counters of the sessions whose counters changed since the last call
         (every installed session with ``changed_only=False``)."""
         return self.sessions.usage(changed_only)
+
+    def usage_columns(self, changed_only: bool = True) -> UsageColumns:
+        """:meth:`usage` as arrays (cheap for the forwarding thread; build the reports
+        elsewhere with :meth:`UsageColumns.usages`)."""
+        return self.sessions.usage_columns(changed_only)
 
     def counters(self) -> dict[str, int]:
         """Frames by outcome since start: a fixed set of keys, zeros included."""

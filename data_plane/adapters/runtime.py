@@ -1,10 +1,14 @@
-"""A DP worker process's event loop: packet sockets in, fast path, gRPC to the CPs out.
+"""A DP worker process's control side: gRPC to the CPs, driving the forwarding thread.
 
 Theory of operation
 -------------------
-The fast path runs in reader callbacks on the asyncio loop (a burst of batches per wakeup).
-The control streams share the loop but never block forwarding: punts are queued and leave as
-one batch per loop iteration, and nothing on the fast path awaits.
+The fast path runs on its own thread (:class:`~data_plane.adapters.forwarder.Forwarder`),
+which owns the worker's tables. This asyncio loop runs the control streams and hands the
+forwarding thread every change as a command that runs between two batches: assignments,
+rule batches (in chunks of :data:`~data_plane.adapters.forwarder.RULE_CHUNK`), frames the CP
+transmits, usage snapshots. Protobuf conversion and report building stay on this side, so
+the control side never stalls forwarding, and a rule takes effect within a batch. Punts
+arrive from the forwarding thread once per round and leave as one batch per loop iteration.
 
 The CP is a 1+1 pair, so the DP keeps one ``SessionControl.Connect`` stream open to *every*
 configured CP address at once (a :class:`CpLink` each, with its own reconnect loop). Each
@@ -39,13 +43,17 @@ assignment newly claims it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
 
 import grpc
 
-from data_plane.io.base import FrameIO, send_tx
+from data_plane.adapters.forwarder import RULE_CHUNK, Forwarder
+from data_plane.io.base import FrameIO
+from data_plane.tables import UsageColumns
 from data_plane.worker import Worker
 from vnf.adapters import grpc_server
 from vnf.api import common_pb2, convert, session_control_pb2, session_control_pb2_grpc
@@ -56,7 +64,6 @@ from vnf.model.session import RuleOp, SessionRule, TrafficEndpoint, Usage
 
 log = logging.getLogger("dp")
 
-BATCHES_PER_WAKEUP = 16
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 2.0
 HEARTBEAT_INTERVAL_S = 0.05
@@ -105,8 +112,7 @@ class DpRuntime:
         self.access = access
         self.core = core
         self.loop = asyncio.get_running_loop()
-        self.access_batch = worker.new_batch()
-        self.core_batch = worker.new_batch()
+        self.forwarder = Forwarder(worker, access, core, self._punts_from_thread, config.cpu)
         self.epoch = 0
         self.role = config.role
         self.links = [CpLink(address) for address in config.cp_addresses]
@@ -157,47 +163,22 @@ class DpRuntime:
     # ------------------------------------------------------------------ fast path
 
     def start_io(self) -> None:
-        self.loop.add_reader(self.access.fileno(), self.on_access)
-        self.loop.add_reader(self.core.fileno(), self.on_core)
+        self.forwarder.start()
 
     def stop_io(self) -> None:
-        self.loop.remove_reader(self.access.fileno())
-        self.loop.remove_reader(self.core.fileno())
+        self.forwarder.stop()
 
-    def on_access(self) -> None:
-        batch = self.access_batch
-        for _ in range(BATCHES_PER_WAKEUP):
-            n = self.access.recv_batch(batch)
-            if n == 0:
-                return
-            result = self.worker.process_access(batch)
-            send_tx(self.core, result.to_core)
-            if result.punts:
-                self._punt(result.punts, batch.rx_ns)
-            if n < batch.capacity:
-                return
+    def _punts_from_thread(self, punts: list[tuple[bytes, int]]) -> None:
+        """Called on the forwarding thread: hand the round's punts to the event loop."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+            self.loop.call_soon_threadsafe(self._punt, punts)
 
-    def on_core(self) -> None:
-        batch = self.core_batch
-        for _ in range(BATCHES_PER_WAKEUP):
-            n = self.core.recv_batch(batch)
-            if n == 0:
-                return
-            result = self.worker.process_core(batch)
-            send_tx(self.access, result.to_access)
-            for frame in result.to_core:
-                self.core.send(frame)
-            if result.punts:
-                self._punt(result.punts, batch.rx_ns)
-            if n < batch.capacity:
-                return
-
-    def _punt(self, frames: list[bytes], rx_ns: int) -> None:
+    def _punt(self, punts: list[tuple[bytes, int]]) -> None:
         if self.active is None:
-            self.counters["punts_dropped_headless"] += len(frames)
+            self.counters["punts_dropped_headless"] += len(punts)
             return
         self._punts.extend(
-            common_pb2.Frame(port=common_pb2.PORT_ACCESS, data=f, rx_ns=rx_ns) for f in frames
+            common_pb2.Frame(port=common_pb2.PORT_ACCESS, data=f, rx_ns=rx_ns) for f, rx_ns in punts
         )
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -217,20 +198,23 @@ class DpRuntime:
     # ------------------------------------------------------------------ periodic work
 
     async def periodic(self) -> None:
-        """ARP for the core next hop, usage reports to the active CP, the headless timeout."""
+        """Usage reports to the active CP, the headless timeout (the forwarding thread
+        keeps the next hop's ARP itself)."""
         next_usage = time.monotonic()
         while True:
             now = time.monotonic()
-            request = self.worker.arp_request_if_needed(now)
-            if request is not None:
-                self.core.send(request)
             if self.active is not None:
                 if now >= next_usage:
                     next_usage = now + self.usage_interval_s
-                    self._report_usage(self.worker.usage(changed_only=True))
+                    await self._report_changed_usage()
             else:
-                self._check_headless(now)
+                await self._check_headless(now)
             await asyncio.sleep(min(self.heartbeat_interval_s, 0.5))
+
+    async def _report_changed_usage(self) -> None:
+        worker = self.worker
+        columns = await self.forwarder.call(lambda: worker.usage_columns(changed_only=True))
+        self._report_usage(columns.usages())
 
     def _report_usage(self, reports: list[Usage]) -> None:
         """Cumulative counters to the active CP (none while headless)."""
@@ -243,14 +227,14 @@ class DpRuntime:
                 )
             )
 
-    def _check_headless(self, now: float) -> None:
+    async def _check_headless(self, now: float) -> None:
         timeout = self.headless_timeout_s
         if self.flushed or timeout <= 0 or now - self.headless_since < timeout:
             return
         # No active CP for this long: our sessions' addresses may belong to someone else by
         # now, so forwarding them could deliver one subscriber's traffic to another.
         self.flushed = True
-        final = self.worker.assign_groups([])
+        final = await self.forwarder.call(lambda: self.worker.assign_groups([]))
         self.counters["headless_flushes"] += 1
         log.warning(
             "headless too long: flushed every session and group",
@@ -307,7 +291,7 @@ class DpRuntime:
                     if msg is grpc.aio.EOF:
                         log.info("cp ended the stream", extra={"fields": _fields(link)})
                         return
-                    self._receive(link, msg)
+                    await self._receive(link, msg)
             finally:
                 beat.cancel()
                 call.cancel()
@@ -383,7 +367,7 @@ class DpRuntime:
 
     # ------------------------------------------------------------------ CP messages
 
-    def _receive(self, link: CpLink, msg: session_control_pb2.CpMessage) -> None:
+    async def _receive(self, link: CpLink, msg: session_control_pb2.CpMessage) -> None:
         link.last_rx = time.monotonic()
         if not link.up:
             link.up = True
@@ -402,18 +386,20 @@ class DpRuntime:
             return
         if kind == "assign":
             self._follow(link, msg.epoch, msg.assign.cp)
-            self._assign(msg.assign)
+            await self._assign(msg.assign)
             return
         if link is not self.active or msg.epoch != self.epoch:
             self.counters["not_from_active"] += 1
             return
         if kind == "transmit":
-            for frame in msg.transmit.frames:
-                port = self.core if frame.port == common_pb2.PORT_CORE else self.access
-                port.send(frame.data)
-            self.counters["frames_transmitted_for_cp"] += len(msg.transmit.frames)
+            frames = [
+                (self.core if frame.port == common_pb2.PORT_CORE else self.access, frame.data)
+                for frame in msg.transmit.frames
+            ]
+            self.forwarder.submit(lambda: _send_all(frames))
+            self.counters["frames_transmitted_for_cp"] += len(frames)
         elif kind == "rules":
-            link.send(self._apply_rules(msg.rules))
+            link.send(await self._apply_rules(msg.rules))
 
     def _follow(self, link: CpLink, epoch: int, cp: str) -> None:
         if cp:
@@ -434,16 +420,32 @@ class DpRuntime:
             log.info("following cp", extra={"fields": fields})
         self._followed = link.label
 
-    def _assign(self, a: session_control_pb2.Assignment) -> None:
+    async def _assign(self, a: session_control_pb2.Assignment) -> None:
         groups = [convert.group_from_pb(g, self.config.site) for g in a.groups]
         prepare = {g.group_id for g in a.groups if g.prepare_only}
-        claimed_before = {
-            (g.group_id, g.virtual_mac)
-            for g in self.worker.groups
-            if g.group_id not in self.worker.groups.prepared
-        }
+        worker, report_all = self.worker, self._report_all
+        access, core = self.access, self.core
+
+        def assign() -> tuple[set[int], list[Usage], UsageColumns | None]:
+            held = worker.groups
+            before = {(g.group_id, g.virtual_mac) for g in held if g.group_id not in held.prepared}
+            final = worker.assign_groups(groups, prepare)
+            # Claim only what this assignment newly claims (a changed virtual MAC is a new
+            # claim): a gratuitous frame per group relearns the access bridge, once, in the
+            # same gap between batches as the assignment takes effect.
+            claims = {
+                g.group_id
+                for g in groups
+                if g.group_id not in prepare and (g.group_id, g.virtual_mac) not in before
+            }
+            if claims:
+                frames = [(access, claim) for claim in worker.claim_frames(claims)]
+                _send_all([*frames, (core, worker.announce_frame())])
+            everyone = worker.usage_columns(changed_only=False) if report_all else None
+            return claims, final, everyone
+
         try:
-            final = self.worker.assign_groups(groups, prepare)
+            claims, final, everyone = await self.forwarder.call(assign)
         except (ConfigError, Overloaded) as exc:
             self.counters["assignments_refused"] += 1
             log.error("assignment refused: %s", exc)
@@ -451,7 +453,7 @@ class DpRuntime:
         # Counts the CP needs from us now: the last ones of sessions whose group left (a
         # planned move), and every session's after a new active CP took over (it only knows
         # the counts of the last interim update).
-        reports = final + self.worker.usage(changed_only=False) if self._report_all else final
+        reports = final + everyone.usages() if everyone is not None else final
         self._report_all = False
         self._report_usage(reports)
         self.role = "active" if a.role == session_control_pb2.DP_ROLE_ACTIVE else "standby"
@@ -460,17 +462,6 @@ class DpRuntime:
         if a.heartbeat_interval_ms:
             self.heartbeat_interval_s = a.heartbeat_interval_ms / 1000.0
         self.headless_timeout_s = a.headless_timeout_ms / 1000.0
-        # Claim only what this assignment newly claims (a changed virtual MAC is a new
-        # claim): a gratuitous frame per group relearns the access bridge, once.
-        claims = {
-            g.group_id
-            for g in groups
-            if g.group_id not in prepare and (g.group_id, g.virtual_mac) not in claimed_before
-        }
-        if claims:
-            for claim in self.worker.claim_frames(claims):
-                self.access.send(claim)
-            self.core.send(self.worker.announce_frame())
         log.info(
             "assignment",
             extra={
@@ -483,14 +474,22 @@ class DpRuntime:
             },
         )
 
-    def _apply_rules(self, batch: session_control_pb2.RuleBatch) -> DpMessage:
+    async def _apply_rules(self, batch: session_control_pb2.RuleBatch) -> DpMessage:
+        """Convert here, apply on the forwarding thread in chunks (forwarding interleaves),
+        acknowledge the whole batch."""
         self.counters["rule_batches"] += 1
         rules = [convert.rule_from_pb(r) for r in batch.rules]
+        worker = self.worker
         if batch.replace_all:
             wanted = {r.session_key for r in rules}
-            stale = [k for k in self.worker.session_keys() if k not in wanted]
-            rules = [_removal(k) for k in stale] + rules
-        results, final = self.worker.apply_rules(rules)
+            keys = await self.forwarder.call(worker.session_keys)
+            rules = [_removal(k) for k in keys if k not in wanted] + rules
+        chunks = [rules[i : i + RULE_CHUNK] for i in range(0, len(rules), RULE_CHUNK)]
+        done = await asyncio.gather(
+            *(self.forwarder.call(functools.partial(worker.apply_rules, c)) for c in chunks)
+        )
+        results = [r for chunk_results, _ in done for r in chunk_results]
+        final = [u for _, chunk_final in done for u in chunk_final]
         return DpMessage(
             ack=session_control_pb2.RuleAck(
                 batch_id=batch.batch_id,
@@ -513,6 +512,12 @@ async def _drain(out: Outbox) -> AsyncIterator[DpMessage]:
 
 def _fields(link: CpLink) -> dict[str, str]:
     return {"cp": link.label, "address": link.address}
+
+
+def _send_all(frames: list[tuple[FrameIO, bytes]]) -> None:
+    """Runs on the forwarding thread: the ports are its own."""
+    for port, frame in frames:
+        port.send(frame)
 
 
 def _removal(key: int) -> SessionRule:

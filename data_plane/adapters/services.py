@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 import grpc
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
+from data_plane.adapters.forwarder import BATCH_BUCKETS, Forwarder, PortStats
 from data_plane.adapters.runtime import DpRuntime
 from vnf.adapters.metrics_http import CallbackCollector, counter_families, gauge, gauges
 from vnf.api import common_pb2, dataplane_admin_pb2, dataplane_admin_pb2_grpc, management_pb2
@@ -93,6 +94,83 @@ class DpMetrics:
         yield gauge(
             "vnf_dp_role_active", "1 when the worker serves groups", rt.role == "active", const
         )
+        yield from forwarding_metrics(rt.forwarder, const)
+
+
+PORT_COUNTERS = {
+    "rx_packets": "Frames the port's backend received",
+    "tx_packets": "Frames the port's backend sent",
+    "tx_dropped": "Frames the kernel refused to send (queue full, link down)",
+    "rx_truncated": "Frames longer than a batch row, truncated on receive",
+    "kernel_drops": "Frames the kernel dropped before the worker read them (buffer or ring full)",
+}
+
+
+def forwarding_metrics(fwd: Forwarder, const: dict[str, str]) -> Iterable[Metric]:
+    """The forwarding thread's own figures: CPU, pinning, batch sizes, port I/O, commands."""
+    keys = sorted(const)
+    values = [const[k] for k in keys]
+    cpu = CounterMetricFamily(
+        "vnf_dp_worker_cpu_seconds", "CPU time of the forwarding thread", labels=keys
+    )
+    cpu.add_metric(values, fwd.cpu_seconds())
+    yield cpu
+    yield gauge(
+        "vnf_dp_worker_pinned_cpu",
+        "The CPU the forwarding thread is pinned to (-1: not pinned)",
+        -1 if fwd.cpu is None else fwd.cpu,
+        const,
+    )
+    stats = fwd.stats
+    hist = HistogramMetricFamily(
+        "vnf_dp_batch_frames", "Frames per received batch, by port", labels=[*keys, "port"]
+    )
+    for name, port_stats in (("access", stats.access), ("core", stats.core)):
+        hist.add_metric([*values, name], _buckets(port_stats), port_stats.frames)
+    yield hist
+    ports = {"access": fwd.access, "core": fwd.core}
+    for counter, help_text in PORT_COUNTERS.items():
+        family = CounterMetricFamily(f"vnf_dp_port_{counter}", help_text, labels=[*keys, "port"])
+        for name, port in ports.items():
+            family.add_metric([*values, name], int(getattr(port, counter, 0)))
+        yield family
+    yield from counter_families(
+        "vnf_dp_forwarder",
+        {
+            ("rounds", ""): stats.rounds,
+            ("idle_waits", ""): stats.idle_waits,
+            ("commands", ""): stats.commands,
+            ("command_errors", ""): stats.command_errors,
+        },
+        {},
+        FORWARDER_HELP,
+        const,
+    )
+    yield gauge(
+        "vnf_dp_forwarder_command_wait_max_seconds",
+        "Longest time a control command waited for the forwarding loop",
+        stats.command_wait_max_s,
+        const,
+    )
+
+
+FORWARDER_HELP = {
+    "rounds": "Rounds of the forwarding loop (one batch per port each)",
+    "idle_waits": "Times the forwarding loop found nothing to do and waited",
+    "commands": "Control commands (rules, assignments, frames) run between batches",
+    "command_errors": "Control commands that raised",
+}
+
+
+def _buckets(port: PortStats) -> list[tuple[str, float]]:
+    """Cumulative ``le`` buckets 1, 2, 4, ..., 4096, +Inf from the loop's counts."""
+    out: list[tuple[str, float]] = []
+    running = 0
+    for k in range(BATCH_BUCKETS):
+        running += port.sizes[k]
+        out.append((str(1 << k), running))
+    out.append(("+Inf", running + port.sizes[BATCH_BUCKETS]))
+    return out
 
 
 class DataPlaneAdminServicer(dataplane_admin_pb2_grpc.DataPlaneAdminServicer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from vnf.config import CpConfig, DpConfig, EmulatorConfig, dumps, loads
 from vnf.lab.plan import NodeKind, plan_lab
@@ -128,6 +129,22 @@ def test_detection_and_headless_settings_reach_every_cp_and_dp() -> None:
         assert isinstance(node.config, DpConfig)
         assert node.config.detect_s == 0.4
         assert len(node.config.cp_addresses) == 2
+
+
+def test_data_plane_io_batch_and_cpu_pinning_reach_the_workers() -> None:
+    def dps(data_plane: dict[str, object]) -> list[DpConfig]:
+        topology = parse_topology({"sites": [{"data_plane": data_plane}]})
+        nodes = plan_lab(topology, 0, "/tmp/x", "00").nodes_of(NodeKind.DP)
+        return [n.config for n in nodes if isinstance(n.config, DpConfig)]
+
+    default = dps({})
+    assert {dp.io for dp in default} == {"ring"} and {dp.batch_size for dp in default} == {256}
+    usable = sorted(os.sched_getaffinity(0))
+    assert [dp.cpu for dp in default] == [usable[i % len(usable)] for i in range(len(default))]
+    chosen = dps({"io": "mmsg", "batch_size": 1024, "cpus": [3], "active": 2, "standby": 1})
+    assert [(dp.io, dp.batch_size, dp.cpu) for dp in chosen] == [("mmsg", 1024, 3)] * 3
+    assert {dp.cpu for dp in dps({"cpus": "none"})} == {None}
+    assert [dp.cpu for dp in dps({"cpus": [0, 1], "active": 3, "standby": 0})] == [0, 1, 0]
 
 
 def test_a_single_cp_has_no_peer() -> None:

@@ -84,6 +84,14 @@ def test_default_lab_is_the_one_the_issue_describes() -> None:
             "{n}",
         ),
         ({"sites": []}, "sites", "non-empty"),
+        ({"sites": [{"data_plane": {"io": "xdp"}}]}, "sites[0].data_plane.io", "ring, mmsg"),
+        ({"sites": [{"data_plane": {"cpus": "all"}}]}, "sites[0].data_plane.cpus", "auto, none"),
+        ({"sites": [{"data_plane": {"cpus": [-1]}}]}, "sites[0].data_plane.cpus", "CPU numbers"),
+        (
+            {"sites": [{"data_plane": {"batch_size": 8}}]},
+            "sites[0].data_plane.batch_size",
+            "between 32 and 4096",
+        ),
         ([1, 2], "topology", "mapping"),
     ],
 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import os
 from dataclasses import dataclass, replace
 
 from vnf.config import (
@@ -408,6 +409,9 @@ class _Planner:
                     core_prefix_len=CORE_SEGMENT.prefixlen,
                     core_gateway=str(CORE_SEGMENT.network_address + 1),
                     cp_addresses=(),
+                    batch_size=site.data_plane.batch_size,
+                    io=site.data_plane.io,
+                    cpu=_worker_cpu(site.data_plane.cpus, dp_number),
                 )
                 nodes.append(NodePlan(name, NodeKind.DP, ns, site.name, role, mgmt, config))
         return nodes
@@ -535,3 +539,12 @@ class _Planner:
 
 def _replace_config(node: NodePlan, config: NodeConfig) -> NodePlan:
     return replace(node, config=config)
+
+
+def _worker_cpu(cpus: tuple[int, ...] | None, dp_number: int) -> int | None:
+    """The CPU of the ``dp_number``-th worker (1-based) of the lab: round robin over
+    ``cpus``, or over every CPU this process may use when ``cpus`` is empty; None: unpinned."""
+    if cpus is None:
+        return None
+    choices = cpus or tuple(sorted(os.sched_getaffinity(0)))
+    return choices[(dp_number - 1) % len(choices)]

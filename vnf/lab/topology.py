@@ -51,6 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vnf.config import DP_IO_BACKENDS as IO_BACKENDS
 from vnf.errors import ConfigError
 
 SUBSCRIBER_SPACE = ipaddress.IPv4Network("100.64.0.0/10")
@@ -95,6 +96,12 @@ class RateProfileSpec:
 class DataPlaneSpec:
     active: int = 2
     standby: int = 1
+    io: str = "ring"
+    """Frame I/O backend of the workers (data_plane.io.BACKENDS)."""
+    batch_size: int = 256
+    cpus: tuple[int, ...] | None = ()
+    """CPUs to pin the workers' forwarding threads to, round robin over the lab's workers;
+    empty: every CPU the lab may use; None: not pinned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,8 +354,16 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
     name = r.text("name", f"site{index + 1}", SITE_RE)
     dp_reader = r.sub("data_plane")
     data_plane = DataPlaneSpec(
-        active=dp_reader.integer("active", 2, 1, 16), standby=dp_reader.integer("standby", 1, 0, 4)
+        active=dp_reader.integer("active", 2, 1, 16),
+        standby=dp_reader.integer("standby", 1, 0, 4),
+        io=dp_reader.text("io", "ring"),
+        batch_size=dp_reader.integer("batch_size", 256, 32, 4096),
+        cpus=_parse_cpus(dp_reader, "cpus"),
     )
+    if data_plane.io not in IO_BACKENDS:
+        raise ConfigError(
+            dp_reader.field("io"), f"{data_plane.io!r} is not one of {', '.join(IO_BACKENDS)}"
+        )
     dp_reader.done()
     groups = r.integer("groups", 4, 1, 64)
     if groups & (groups - 1):
@@ -399,6 +414,22 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
     dial_reader.done()
     r.done()
     return SiteSpec(name, data_plane, groups, pool, subscribers, dial, modems)
+
+
+def _parse_cpus(r: _Reader, key: str) -> tuple[int, ...] | None:
+    """``auto`` (every CPU the lab may use), ``none`` (not pinned) or a list of CPU numbers."""
+    value = r._get(key)
+    if value is None or value == "auto":
+        return ()
+    if value == "none":
+        return None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 4096 for v in value)
+    ):
+        raise ConfigError(r.field(key), "must be auto, none or a list of CPU numbers")
+    return tuple(value)
 
 
 def _parse_pool(r: _Reader, key: str) -> ipaddress.IPv4Network:
