@@ -1,27 +1,40 @@
-"""Forwarding benchmark: one DP worker next to Linux kernel IPv4 forwarding, same path, same run.
+"""Forwarding benchmark: the DP worker's I/O backends next to Linux kernel IPv4 forwarding.
 
     gen ns [g0] ══veth══ [a0] dut ns [c0] ══veth══ [s0] sink ns
 
+* source alone: the generator sends to a0 and nobody forwards (the DUT namespace drops the
+  frames at once): what the source can offer, measured first.
 * kernel: the DUT namespace forwards IPv4 (gen → a0 → c0 → sink) with ip_forward=1, a static
-  route and a permanent neighbour for the next hop.
+  route and a permanent neighbour for the next hop; the generator spreads the destinations
+  over the sessions' addresses.
 * dp upstream: the generator sends PPPoE session frames for N installed sessions to the
   group's virtual MAC; the worker decapsulates and sends IPv4 out c0.
 * dp downstream: the generator (in the sink namespace) sends IPv4 to the worker's core MAC
   for the sessions' addresses; the worker encapsulates and sends PPPoE out a0.
 
-The generator (``bench/gen/pktgen``, C, sendmmsg) is pinned to CPU 0, the worker to CPU 1.
-Placement of the DUT's receive work ("rx"), recorded in the report:
+The worker is the DP process's own runtime (bench/fwd_dut.py: ``DpRuntime``, its forwarding
+thread, the chosen I/O backend), every session with a rate both ways (QoS on: every frame
+goes through its token bucket; the rate is far above what one session gets here, so the
+figure is forwarding capacity, not policing).
 
-* ``napi`` (default, the fair one): GRO on the DUT's ingress veths, TSO off on their peers,
-  threaded NAPI with the ``napi/<dev>`` kthreads pinned to CPU 1 — everything the DUT does,
-  kernel forwarding or worker plus its receive softirq, runs on CPU 1, and the generator
-  has CPU 0 to itself (the prototype's "router work on its own core" reference).
-* ``inline`` (veth's default): a frame's receive work runs on the sender's CPU, so the kernel
-  figure becomes "generator + forwarding on CPU 0" while the worker's receive softirq runs
-  on the generator's CPU too.
-Delivered pps is the sink interface's rx_packets (netlink) over the steady part of each run;
-every case runs ``repeat`` times, interleaved, and the median is reported. Only 198.18.0.0/15
-and 100.64.0.0/10 addresses and 02:62:… MACs are used; nothing connects to the root namespace.
+The generator (``bench/gen/pktgen``, C, sendmmsg) is pinned to CPU 0, the worker's
+forwarding thread to CPU 1. Two copies of the namespaces differ in where the DUT's receive
+work ("placement") runs:
+
+* ``napi``: GRO on the DUT's ingress veths, TSO off on their peers, threaded NAPI with the
+  ``napi/<dev>`` kthreads pinned to CPU 1 — everything the DUT does, kernel forwarding or
+  worker plus its receive softirq, runs on CPU 1, and the generator has CPU 0 to itself.
+  The kernel reference is measured here: "one core moves X pps with kernel forwarding".
+* ``inline`` (veth's default): a frame's receive work (for a packet socket: the copy into its
+  ring or queue) runs on the sender's CPU, so the worker's core does only the worker's work.
+  This is where a worker runs in the lab, and the placement of the prototype's 0.64x figure
+  (``shared/reference/dataplane-io``).
+
+The ratio of a DP case is its pps over the kernel reference's (napi placement, same frame
+size and session count, same run). Delivered pps is the sink interface's rx_packets
+(netlink) over the steady part of each run; every case runs ``repeat`` times, interleaved,
+and the median is reported. Only 198.18.0.0/15 and 100.64.0.0/10 addresses and 02:62:… MACs
+are used; nothing connects to the root namespace.
 """
 
 from __future__ import annotations
@@ -64,10 +77,16 @@ class Net:
     sink: str
 
 
+BACKENDS = ("ring", "mmsg", "packet")
+PLACEMENTS = ("inline", "napi")
+QOS_KBPS = 1_000_000
+"""Every session's rate in the DP cases (1 Gbit/s each way: policed, never exceeded)."""
+
+
 @contextlib.contextmanager
-def bench_net() -> Iterator[Net]:
+def bench_net(suffix: str = "") -> Iterator[Net]:
     """The three namespaces and two veth pairs; removed on exit whatever happens."""
-    tag = f"vnfb{os.getpid()}"
+    tag = f"vnfb{os.getpid()}{suffix}"
     net = Net(f"{tag}-gen", f"{tag}-dut", f"{tag}-sink")
     created: list[str] = []
     try:
@@ -253,7 +272,9 @@ def measure(
 class Dut:
     """The worker process (bench.fwd_dut) in the DUT namespace, pinned to a CPU."""
 
-    def __init__(self, net: Net, sessions: int, cpu: int | None) -> None:
+    def __init__(
+        self, net: Net, sessions: int, cpu: int | None, io: str = "ring", qos_kbps: int = 0
+    ) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -273,6 +294,10 @@ class Dut:
                 MAC["c0"],
                 "--next-hop-mac",
                 MAC["next_hop"],
+                "--io",
+                io,
+                "--qos-kbps",
+                str(qos_kbps),
                 *(["--cpu", str(cpu)] if cpu is not None else []),
             ],
             cwd=ROOT,
@@ -281,7 +306,7 @@ class Dut:
             text=True,
         )
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
+        line = self.proc.stdout.readline().strip()  # after installing every session
         if line != "ready":
             self.stop()
             detail = self.proc.stderr.read() if self.proc.stderr else ""
@@ -291,7 +316,8 @@ class Dut:
         fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def stop(self) -> str:
+    def stop(self) -> dict[str, Any]:
+        """Stop the worker; its closing counters (empty when it died without them)."""
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
@@ -299,68 +325,134 @@ class Dut:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()
-        return out
+        for line in reversed(out.splitlines()):
+            with contextlib.suppress(ValueError):
+                report: dict[str, Any] = json.loads(line)
+                return report
+        return {}
+
+
+def source_alone(
+    net: Net, size: int, sessions: int, seconds: float, gen_cpu: int | None
+) -> dict[str, float]:
+    """The generator into a0 with nobody forwarding: frames to an unknown MAC, dropped at
+    once in the DUT namespace; delivered = a0's rx_packets."""
+    args = ["-i", "g0", "-d", MAC["next_hop"], "-s", MAC["g0"], "-m", "ipv4"]
+    args += ["-n", str(sessions), "-p", POOL_FIRST, "-a", SERVER, "-l", str(size)]
+    return measure(net, net.gen, args, (net.dut, "a0"), seconds, gen_cpu)
+
+
+CaseKey = tuple[str, str, str, int, int]
+"""case, placement, backend, frame size, sessions."""
 
 
 def run(
     sizes: tuple[int, ...] = (64, 512),
-    sessions: int = 1000,
-    seconds: float = 4.0,
+    sessions: tuple[int, ...] = (1000, 64000),
+    backends: tuple[str, ...] = BACKENDS,
+    placements: tuple[str, ...] = PLACEMENTS,
+    seconds: float = 5.0,
     repeat: int = 3,
     gen_cpu: int | None = 0,
     dut_cpu: int | None = 1,
-    rx: str = "napi",
+    qos_kbps: int = QOS_KBPS,
 ) -> dict[str, Any]:
     if not PKTGEN.exists():
         raise SystemExit(f"{PKTGEN} is missing: make bench builds it")
-    cases: dict[tuple[str, int], list[dict[str, float]]] = {}
-    with bench_net() as net:
-        if rx == "napi" and dut_cpu is not None:
-            napi_on_cpu(net, dut_cpu)
-        common = ["-n", str(sessions), "-p", POOL_FIRST, "-a", SERVER]
-        up_args = ["-i", "g0", "-d", MAC["group"], "-m", "pppoe", *common]
-        down_args = ["-i", "s0", "-d", MAC["c0"], "-s", MAC["s0"], "-m", "ipv4", *common]
-        kernel_args = ["-i", "g0", "-d", MAC["a0"], "-s", MAC["g0"], "-m", "ipv4", *common]
+    cases: dict[CaseKey, list[dict[str, float]]] = {}
+    workers: dict[CaseKey, list[dict[str, Any]]] = {}
+    with contextlib.ExitStack() as stack:
+        wanted = dict.fromkeys(("napi", *placements))  # the kernel reference needs napi
+        nets = {p: stack.enter_context(bench_net(p[0])) for p in wanted}
+        if dut_cpu is not None:
+            napi_on_cpu(nets["napi"], dut_cpu)
         for _ in range(repeat):
             for size in sizes:
-                kernel_mode(net, True)
-                result = measure(
-                    net,
-                    net.gen,
-                    [*kernel_args, "-l", str(size)],
-                    (net.sink, "s0"),
-                    seconds,
-                    gen_cpu,
-                    dut_cpu,
-                )
-                cases.setdefault(("kernel_ipv4_forwarding", size), []).append(result)
-                kernel_mode(net, False)
-                dut = Dut(net, sessions, dut_cpu)
-                try:
-                    for name, ns, args, sink in (
-                        ("dp_upstream_pppoe_to_ipv4", net.gen, up_args, (net.sink, "s0")),
-                        ("dp_downstream_ipv4_to_pppoe", net.sink, down_args, (net.gen, "g0")),
-                    ):
-                        cpu_before, wall_before = dut.cpu_seconds(), time.monotonic()
-                        result = measure(
-                            net, ns, [*args, "-l", str(size)], sink, seconds, gen_cpu, dut_cpu
-                        )
-                        result["dut_cpu_pct"] = (
-                            100.0
-                            * (dut.cpu_seconds() - cpu_before)
-                            / (time.monotonic() - wall_before)
-                        )
-                        cases.setdefault((name, size), []).append(result)
-                finally:
-                    dut.stop()
-    report_cases = []
-    for (name, size), runs in sorted(cases.items()):
+                for count in sessions:
+                    source = nets.get("inline", nets["napi"])
+                    key: CaseKey = ("source_alone", "inline", "-", size, count)
+                    cases.setdefault(key, []).append(
+                        source_alone(source, size, count, seconds, gen_cpu)
+                    )
+                    key = ("kernel_ipv4_forwarding", "napi", "-", size, count)
+                    cases.setdefault(key, []).append(
+                        kernel(nets["napi"], size, count, seconds, gen_cpu, dut_cpu)
+                    )
+                    for placement in placements:
+                        for backend in backends:
+                            dut = Dut(nets[placement], count, dut_cpu, backend, qos_kbps)
+                            try:
+                                for name, result in worker_cases(
+                                    dut, nets[placement], size, count, seconds, gen_cpu, dut_cpu
+                                ):
+                                    key = (name, placement, backend, size, count)
+                                    cases.setdefault(key, []).append(result)
+                            finally:
+                                report = dut.stop()
+                            key = ("dp", placement, backend, size, count)
+                            workers.setdefault(key, []).append(report)
+    return _report(cases, workers, seconds, repeat, gen_cpu, dut_cpu, qos_kbps)
+
+
+def _common(size: int, sessions: int) -> list[str]:
+    return ["-n", str(sessions), "-p", POOL_FIRST, "-a", SERVER, "-l", str(size)]
+
+
+def kernel(
+    net: Net, size: int, sessions: int, seconds: float, gen_cpu: int | None, dut_cpu: int | None
+) -> dict[str, float]:
+    """Kernel IPv4 forwarding through the DUT namespace, to every session's address."""
+    args = ["-i", "g0", "-d", MAC["a0"], "-s", MAC["g0"], "-m", "ipv4", *_common(size, sessions)]
+    kernel_mode(net, True)
+    try:
+        return measure(net, net.gen, args, (net.sink, "s0"), seconds, gen_cpu, dut_cpu)
+    finally:
+        kernel_mode(net, False)
+
+
+def worker_cases(
+    dut: Dut,
+    net: Net,
+    size: int,
+    sessions: int,
+    seconds: float,
+    gen_cpu: int | None,
+    dut_cpu: int | None,
+) -> Iterator[tuple[str, dict[str, float]]]:
+    """Upstream then downstream through a running worker."""
+    common = _common(size, sessions)
+    up = ["-i", "g0", "-d", MAC["group"], "-m", "pppoe", *common]
+    down = ["-i", "s0", "-d", MAC["c0"], "-s", MAC["s0"], "-m", "ipv4", *common]
+    for name, ns, args, sink in (
+        ("dp_upstream_pppoe_to_ipv4", net.gen, up, (net.sink, "s0")),
+        ("dp_downstream_ipv4_to_pppoe", net.sink, down, (net.gen, "g0")),
+    ):
+        cpu_before, wall_before = dut.cpu_seconds(), time.monotonic()
+        result = measure(net, ns, args, sink, seconds, gen_cpu, dut_cpu)
+        wall = time.monotonic() - wall_before
+        result["dut_cpu_pct"] = 100.0 * (dut.cpu_seconds() - cpu_before) / wall
+        yield name, result
+
+
+def _report(
+    cases: dict[CaseKey, list[dict[str, float]]],
+    dut_reports: dict[CaseKey, list[dict[str, Any]]],
+    seconds: float,
+    repeat: int,
+    gen_cpu: int | None,
+    dut_cpu: int | None,
+    qos_kbps: int,
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for (name, placement, backend, size, count), runs in sorted(cases.items()):
         pps = [r["pps"] for r in runs]
-        report_cases.append(
+        rows.append(
             {
                 "case": name,
+                "placement": placement,
+                "backend": backend,
                 "frame_size": size,
-                "sessions": sessions,
+                "sessions": count,
                 "pps_median": round(statistics.median(pps)),
                 "pps_min": round(min(pps)),
                 "pps_max": round(max(pps)),
@@ -368,49 +460,50 @@ def run(
                 "dut_core_busy_pct_median": round(
                     statistics.median(r.get("dut_core_busy_pct", 0.0) for r in runs), 1
                 ),
-                "pps_per_busy_core_median": round(
-                    statistics.median(r.get("pps_per_busy_core", 0.0) for r in runs)
-                ),
                 "runs": [{k: round(v, 1) for k, v in r.items()} for r in runs],
             }
         )
-    by = {(c["case"], c["frame_size"]): c for c in report_cases}
-    ratios: dict[str, float] = {}
-    per_core_ratios: dict[str, float] = {}
-    for size in sizes:
-        kernel = by.get(("kernel_ipv4_forwarding", size))
-        for case in ("dp_upstream_pppoe_to_ipv4", "dp_downstream_ipv4_to_pppoe"):
-            dp = by.get((case, size))
-            if kernel is None or dp is None:
-                continue
-            key = f"{case}_{size}B"
-            if kernel["pps_median"]:
-                ratios[key] = round(dp["pps_median"] / kernel["pps_median"], 3)
-            if kernel["pps_per_busy_core_median"]:
-                per_core_ratios[key] = round(
-                    dp["pps_per_busy_core_median"] / kernel["pps_per_busy_core_median"], 3
-                )
+    kernel = {
+        (r["frame_size"], r["sessions"]): r["pps_median"]
+        for r in rows
+        if r["case"] == "kernel_ipv4_forwarding"
+    }
+    for r in rows:
+        ref = kernel.get((r["frame_size"], r["sessions"]))
+        if r["case"].startswith("dp_") and ref:
+            r["ratio_to_kernel"] = round(r["pps_median"] / ref, 3)
+    workers = [
+        {"placement": p, "backend": b, "frame_size": size, "sessions": n, "runs": reports}
+        for (_, p, b, size, n), reports in sorted(dut_reports.items())
+    ]
     return {
         "benchmark": "forwarding",
         "placement": {
             "generator_cpu": gen_cpu,
             "worker_cpu": dut_cpu,
-            "dut_rx": {
-                "napi": "threaded NAPI on the DUT's ingress veths, kthreads on the worker's CPU",
-                "inline": "veth default: receive work on the sender's CPU",
-            }[rx],
+            "napi": "threaded NAPI on the DUT's ingress veths, kthreads on the worker's CPU",
+            "inline": "veth default: the DUT's receive work on the sender's CPU",
         },
+        "kernel_reference": "kernel IPv4 forwarding, napi placement (all of it on one core)",
+        "qos_kbps_per_session": qos_kbps,
         "seconds_per_run": seconds,
         "repeat": repeat,
-        "cases": report_cases,
-        # measured: the worker's delivered pps / the kernel's, same path, same run. When the
-        # generator cannot saturate the kernel (its delivered ≈ offered), this understates the
-        # kernel: then read the next figure.
-        "ratio_to_kernel": ratios,
-        # derived: the same ratio per fully busy DUT core (delivered pps / the DUT core's busy
-        # share in the same window), i.e. each side's forwarding capacity of one core.
-        "ratio_to_kernel_per_busy_core": per_core_ratios,
+        "cases": rows,
+        "workers": workers,
     }
+
+
+def table(report: dict[str, Any]) -> list[str]:
+    """The report as aligned lines: one per case, the ratio to the kernel where it has one."""
+    lines = []
+    for r in report["cases"]:
+        ratio = f"{r['ratio_to_kernel']:.3f}x" if "ratio_to_kernel" in r else ""
+        lines.append(
+            f"  {r['case']:28s} {r['placement']:6s} {r['backend']:6s} {r['frame_size']:4d} B "
+            f"{r['sessions']:6d} sess {r['pps_median']:>10,} pps {ratio:>7s}"
+            f"  (DUT core {r['dut_core_busy_pct_median']}% busy)"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Device under test of the forwarding benchmark: one DP worker, as the DP process runs it.
 
-``python -m bench.fwd_dut --netns NS --access a0 --core c0 --sessions N --cpu 1 ...``
+``python -m bench.fwd_dut --netns NS --access a0 --core c0 --sessions N --io ring --cpu 1 ...``
 
-Enters the namespace, opens the packet sockets there, installs N PPPoE sessions in one
-subscriber group directly through the worker's rule API (the benchmark measures forwarding,
-not setup), and runs the same reader callbacks (:class:`DpRuntime`) the data-plane process
-runs, pinned to one CPU, until SIGTERM. Prints ``ready`` once it forwards.
+Enters the namespace, opens the ports there with the chosen I/O backend, installs N PPPoE
+sessions in one subscriber group directly through the worker's rule API (the benchmark
+measures forwarding, not setup; ``--qos-kbps`` gives every session that rate both ways, so
+every frame goes through its token bucket), and runs the data-plane process's own runtime
+(:class:`DpRuntime`: the forwarding thread pinned to ``--cpu``) until SIGTERM. Prints
+``ready`` once it forwards, and its counters as JSON when it stops.
 """
 
 from __future__ import annotations
@@ -13,28 +15,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import os
 import signal
 import sys
 
 from data_plane.adapters.runtime import DpRuntime
-from data_plane.io.rawsock import RawSocketPort
+from data_plane.io import open_port
 from data_plane.worker import Worker, WorkerConfig
 from vnf.adapters.process import enter_netns
-from vnf.config import DpConfig, Endpoint
+from vnf.config import DP_IO_BACKENDS, DpConfig, Endpoint
 from vnf.model.addresses import ip_to_int, parse_mac
 from vnf.model.group import SubscriberGroup
 from vnf.model.session import Qos, RuleOp, SessionRule, TrafficEndpoint
 
 POOL = ipaddress.IPv4Network("100.64.0.0/12")
 FIRST_ADDRESS = ip_to_int("100.64.0.2")
+NO_QOS = Qos()
 
 
 def client_mac(i: int) -> bytes:
     return bytes((0x02, 0x62, 0x00, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF))
 
 
-def sessions(count: int, group: SubscriberGroup, first_sid: int = 1) -> list[SessionRule]:
+def sessions(
+    count: int, group: SubscriberGroup, first_sid: int = 1, qos: Qos = NO_QOS
+) -> list[SessionRule]:
     return [
         SessionRule(
             RuleOp.INSTALL,
@@ -42,7 +48,7 @@ def sessions(count: int, group: SubscriberGroup, first_sid: int = 1) -> list[Ses
             group=group.group_id,
             endpoint=TrafficEndpoint(client_mac(i), group.virtual_mac, first_sid + i),
             ipv4=FIRST_ADDRESS + i,
-            qos=Qos(),
+            qos=qos,
         )
         for i in range(count)
     ]
@@ -62,7 +68,8 @@ async def run(args: argparse.Namespace) -> None:
     )
     group = SubscriberGroup(1, "bench", parse_mac(args.group_mac), POOL)
     worker.assign_groups([group])
-    results, _ = worker.apply_rules(sessions(args.sessions, group))
+    qos = Qos(args.qos_kbps, args.qos_kbps)
+    results, _ = worker.apply_rules(sessions(args.sessions, group, qos=qos))
     failed = [r for r in results if not r.ok]
     if failed:
         print(f"fwd_dut: {len(failed)} rules failed: {failed[0].error}", file=sys.stderr)
@@ -84,9 +91,11 @@ async def run(args: argparse.Namespace) -> None:
         core_gateway="198.18.101.2",
         cp_addresses=(),
         batch_size=args.batch,
+        io=args.io,
+        cpu=args.cpu,
     )
-    access = RawSocketPort(args.access)
-    core = RawSocketPort(args.core)
+    access = open_port(args.io, args.access)
+    core = open_port(args.io, args.core)
     runtime = DpRuntime(config, worker, access, core)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -96,10 +105,16 @@ async def run(args: argparse.Namespace) -> None:
     await stop.wait()
     runtime.stop_io()
     counters = worker.counters()
-    print(
-        f"forwarded_up={counters['forwarded_up']} forwarded_down={counters['forwarded_down']}",
-        flush=True,
-    )
+    report = {
+        "forwarded_up": counters["forwarded_up"],
+        "forwarded_down": counters["forwarded_down"],
+        "rate_limited": counters["drop_up_rate_limited"] + counters["drop_down_rate_limited"],
+        "worker_cpu_s": round(runtime.forwarder.cpu_seconds(), 3),
+        "kernel_drops": sum(int(getattr(p, "kernel_drops", 0)) for p in (access, core)),
+        "batches": runtime.forwarder.stats.access.batches + runtime.forwarder.stats.core.batches,
+        "frames": runtime.forwarder.stats.access.frames + runtime.forwarder.stats.core.frames,
+    }
+    print(json.dumps(report), flush=True)
 
 
 def main() -> int:
@@ -112,11 +127,16 @@ def main() -> int:
     parser.add_argument("--core-mac", required=True)
     parser.add_argument("--next-hop-mac", required=True)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--cpu", type=int, default=None, help="the forwarding thread's CPU")
+    parser.add_argument("--io", choices=DP_IO_BACKENDS, default="ring")
+    parser.add_argument("--qos-kbps", type=int, default=0, help="every session's rate, 0: none")
     args = parser.parse_args()
     enter_netns(args.netns)
     if args.cpu is not None:
-        os.sched_setaffinity(0, {args.cpu})
+        # The control side (idle here) keeps off the forwarding thread's CPU when it can.
+        others = os.sched_getaffinity(0) - {args.cpu}
+        if others:
+            os.sched_setaffinity(0, others)
     asyncio.run(run(args))
     return 0
 

@@ -10,9 +10,16 @@ The fast path rewrites the headers inside that buffer and describes what to send
 ``send_batch`` sends straight from there (``sendmmsg`` iovecs pointing into the rows), so no
 frame is copied in user space.
 
-The interface is small on purpose: a recvmmsg/sendmmsg socket, a TPACKET ring whose slots are
-viewed as rows, an in-memory pair for tests and, later, an AF_XDP umem all fit behind
+The interface is small on purpose: a recvmmsg/sendmmsg socket (``io/rawsock.py``), a
+TPACKET_V3 ring whose frames are copied into rows (``io/ring.py``), one syscall per frame
+(``io/packet.py``), an in-memory pair for tests and, later, an AF_XDP umem all fit behind
 ``recv_batch`` / ``send_batch``.
+
+A kernel-offload backend (XDP programs on the access and core veths, forwarding the ordinary
+frames in the kernel from BPF maps) fits as well: its ``recv_batch`` returns only what the
+program passes up (control frames, unknown sessions, exceptions) and it mirrors the session
+table into its maps whenever the forwarding thread applies rules (the one place tables
+change). Rules, usage and punts stay the worker's, so the CP↔DP contract does not change.
 
 Lifetime: a :class:`TxBatch` built from an :class:`RxBatch` refers to its buffer; send it
 before the next ``recv_batch`` into the same batch.
