@@ -174,9 +174,11 @@ def classify_access(frame: bytes, length: int, sessions: SessionTable) -> Up:
         return Up.UNKNOWN_SESSION
     if int.from_bytes(frame[6:12], "big") != sessions.client_mac[slot]:
         return Up.SPOOFED_MAC
+    if plen < PPP_PROTO_LEN + 20:  # no room for an IPv4 header: read nothing of one
+        return Up.BAD_IPV4
     ihl4 = (frame[22] & 0x0F) * 4
     total = frame[24] << 8 | frame[25]
-    if plen < PPP_PROTO_LEN + 20 or frame[22] >> 4 != 4 or ihl4 < 20 or total < ihl4:
+    if frame[22] >> 4 != 4 or ihl4 < 20 or total < ihl4:
         return Up.BAD_IPV4
     if total + PPP_PROTO_LEN > plen:
         return Up.BAD_IPV4
