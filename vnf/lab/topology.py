@@ -99,9 +99,11 @@ class DataPlaneSpec:
     io: str = "ring"
     """Frame I/O backend of the workers (data_plane.io.BACKENDS)."""
     batch_size: int = 256
-    cpus: tuple[int, ...] | None = ()
+    cpus: tuple[int, ...] | None = None
     """CPUs to pin the workers' forwarding threads to, round robin over the lab's workers;
-    empty: every CPU the lab may use; None: not pinned."""
+    empty (``auto``): every CPU the lab may use; None (``none``, the default): not pinned.
+    A lab shares its host's cores among every node, where a pinned thread waits for its one
+    core; pin when workers have cores of their own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,12 +419,13 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
 
 
 def _parse_cpus(r: _Reader, key: str) -> tuple[int, ...] | None:
-    """``auto`` (every CPU the lab may use), ``none`` (not pinned) or a list of CPU numbers."""
+    """``none`` (not pinned, the default), ``auto`` (round robin over every CPU the lab may
+    use) or a list of CPU numbers."""
     value = r._get(key)
-    if value is None or value == "auto":
-        return ()
-    if value == "none":
+    if value is None or value == "none":
         return None
+    if value == "auto":
+        return ()
     if (
         not isinstance(value, list)
         or not value
