@@ -137,7 +137,7 @@ class DpConfig:
     core_gateway: str
     cp_addresses: tuple[str, ...]
     batch_size: int = 256
-    io: str = "ring"  # frame I/O backend: ring (TPACKET_V3), mmsg, packet (data_plane.io)
+    io: str = "mmsg"  # frame I/O backend: ring (TPACKET_V3), mmsg, packet (data_plane.io)
     cpu: int | None = None  # the CPU the forwarding thread pins itself to (None: not pinned)
     detect_s: float = 0.2  # silence after which a CP stream counts as lost
 

@@ -3,8 +3,8 @@
 :mod:`data_plane.io.base` defines the batch shape and the :class:`FrameIO` interface. The
 backends behind it, by the DP's ``io`` setting (:func:`open_port`):
 
-* ``ring`` — :mod:`data_plane.io.ring`: TPACKET_V3 mmap receive ring + sendmmsg (default);
-* ``mmsg`` — :mod:`data_plane.io.rawsock`: recvmmsg/sendmmsg;
+* ``ring`` — :mod:`data_plane.io.ring`: TPACKET_V3 mmap receive ring + sendmmsg;
+* ``mmsg`` — :mod:`data_plane.io.rawsock`: recvmmsg/sendmmsg (the lab's default);
 * ``packet`` — :mod:`data_plane.io.packet`: one recv/send per frame, the readable reference;
 
 and :mod:`data_plane.io.memory`, in-memory ports for tests. The Linux backends are imported

@@ -138,13 +138,13 @@ def test_data_plane_io_batch_and_cpu_pinning_reach_the_workers() -> None:
         return [n.config for n in nodes if isinstance(n.config, DpConfig)]
 
     default = dps({})
-    assert {dp.io for dp in default} == {"ring"} and {dp.batch_size for dp in default} == {256}
+    assert {dp.io for dp in default} == {"mmsg"} and {dp.batch_size for dp in default} == {256}
     assert {dp.cpu for dp in default} == {None}
     auto = dps({"cpus": "auto"})
     usable = sorted(os.sched_getaffinity(0))
     assert [dp.cpu for dp in auto] == [usable[i % len(usable)] for i in range(len(auto))]
-    chosen = dps({"io": "mmsg", "batch_size": 1024, "cpus": [3], "active": 2, "standby": 1})
-    assert [(dp.io, dp.batch_size, dp.cpu) for dp in chosen] == [("mmsg", 1024, 3)] * 3
+    chosen = dps({"io": "ring", "batch_size": 1024, "cpus": [3], "active": 2, "standby": 1})
+    assert [(dp.io, dp.batch_size, dp.cpu) for dp in chosen] == [("ring", 1024, 3)] * 3
     assert [dp.cpu for dp in dps({"cpus": [0, 1], "active": 3, "standby": 0})] == [0, 1, 0]
 
 

@@ -96,8 +96,10 @@ class RateProfileSpec:
 class DataPlaneSpec:
     active: int = 2
     standby: int = 1
-    io: str = "ring"
-    """Frame I/O backend of the workers (data_plane.io.BACKENDS)."""
+    io: str = "mmsg"
+    """Frame I/O backend of the workers (data_plane.io.BACKENDS). Not ``ring`` by default
+    yet: its blocks reach the worker up to a few jiffies late at low rates, which the 10 ms
+    token buckets do not absorb (docs/performance.md)."""
     batch_size: int = 256
     cpus: tuple[int, ...] | None = None
     """CPUs to pin the workers' forwarding threads to, round robin over the lab's workers;
@@ -358,7 +360,7 @@ def _parse_site(r: _Reader, index: int) -> SiteSpec:
     data_plane = DataPlaneSpec(
         active=dp_reader.integer("active", 2, 1, 16),
         standby=dp_reader.integer("standby", 1, 0, 4),
-        io=dp_reader.text("io", "ring"),
+        io=dp_reader.text("io", "mmsg"),
         batch_size=dp_reader.integer("batch_size", 256, 32, 4096),
         cpus=_parse_cpus(dp_reader, "cpus"),
     )
