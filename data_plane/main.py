@@ -2,10 +2,10 @@
 
 Wiring only: enter the node's namespace, open the access and core ports there with the
 configured I/O backend (``io``: recvmmsg/sendmmsg by default, or the TPACKET_V3 ring), run
-the batch fast path on its own thread (pinned to ``cpu`` when set), keep a session-control stream to every CP of the
-pair on the event loop (each with reconnect; following the active one, headless forwarding
-while there is none), serve DataPlaneAdmin + health + reflection and /metrics on the
-management address.
+the batch fast path on its own thread (pinned to ``cpu`` when set), keep a session-control
+stream to every CP of the pair on the event loop (each with reconnect; following the active
+one, headless forwarding while there is none), serve DataPlaneAdmin + health + reflection
+and /metrics on the management address.
 """
 
 from __future__ import annotations
