@@ -115,6 +115,8 @@ class RingPort(RawSocketPort):
         """Frames of the current block not yet copied out (0: no block held)."""
         self._pos = 0
         """Ring offset of the next frame's header in the current block."""
+        self._holding = False
+        """We own the current block (opened, not yet handed back)."""
         self.blocks_read = 0
         self.bad_blocks = 0
         """Blocks whose frame chain pointed outside the block (handed back, rest lost)."""
@@ -126,6 +128,8 @@ class RingPort(RawSocketPort):
         n = len(starts)
         batch.count = n
         if not n:
+            if self._left == 0 and self._holding:
+                self._release()  # a malformed block yielded nothing: hand it back anyway
             return 0
         hdr = np.array(starts, dtype=np.int64)
         snap = self._u32[(hdr + _SNAPLEN) >> 2].astype(np.int64)
@@ -177,6 +181,7 @@ class RingPort(RawSocketPort):
         count = words[base + _NUM_PKTS]
         self._pos = (base << 2) + words[base + _FIRST_PKT]
         self._left = count
+        self._holding = True
         if count == 0:
             self._release()
             return True
@@ -188,6 +193,7 @@ class RingPort(RawSocketPort):
         self._words[base + _BLOCK_STATUS] = TP_STATUS_KERNEL
         self._block = (self._block + 1) % self.blocks
         self._left = 0
+        self._holding = False
         self.blocks_read += 1
 
     def _copy(self, batch: RxBatch, data: I64, kept: I64) -> None:

@@ -379,3 +379,21 @@ def test_ring_polls_readable_only_with_a_block_ready_and_closes_twice(ring_ns: N
     assert poller.poll(20) == []  # block handed back: nothing ready
     ours.close()
     ours.close()
+
+
+def test_ring_a_malformed_block_is_handed_back_once_not_reread(ring_ns: Namespace) -> None:
+    """A block whose first frame offset points nowhere yields nothing, is counted once and
+    goes back to the kernel; the next read does not open it again."""
+    ours = ring_ns.ring("rs0", block_timeout_ms=50)
+    words = memoryview(ours._mm).cast("I")  # forge block 0 as the kernel would hand it over
+    try:
+        words[3] = 5  # num_pkts
+        words[4] = 0  # offset_to_first_pkt: the block header itself
+        words[2] = 1  # block_status: TP_STATUS_USER
+        batch = RxBatch(capacity=8)
+        assert ours.recv_batch(batch) == 0 and batch.count == 0
+        assert ours.bad_blocks == 1 and words[2] == 0  # handed back (TP_STATUS_KERNEL)
+        assert ours.recv_batch(batch) == 0
+        assert ours.bad_blocks == 1 and ours.blocks_read == 1
+    finally:
+        words.release()
